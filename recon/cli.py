@@ -1,0 +1,159 @@
+"""Command line: parse options, build settings, call the pipeline, print the summary, exit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from recon import pipeline
+from recon.config import Settings
+from recon.contract import ExitCode
+from recon.errors import ReconError
+from recon.sinks import database as db
+from recon.summary import render_summary
+
+log = logging.getLogger("recon")
+
+# Worst first when a range mixes outcomes: a bug, then the database, refused input, incomplete.
+SEVERITY = {ExitCode.OK: 0, ExitCode.INCOMPLETE: 1, ExitCode.INPUT_REFUSED: 2,
+            ExitCode.USAGE: 3, ExitCode.DATABASE: 4, ExitCode.INTERNAL: 5}
+
+
+def worst(codes: list[int]) -> int:
+    return max(codes, key=SEVERITY.__getitem__, default=ExitCode.OK)
+
+
+def parse_date(_ctx, param, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
+
+
+def build_settings(**options) -> Settings:
+    given = {key: value for key, value in options.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise click.UsageError(f"invalid setting: {problems}") from None
+
+
+def setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
+                                           "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger("recon")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="recon")
+def main() -> None:
+    """Reconcile car-loan auto-debit collections for a business date.
+
+    Example: recon run --date 2026-11-27 --inbox ./inbox --out ./out
+    """
+
+
+@main.command("run")
+@click.option("--date", "date_", callback=parse_date, metavar="D",
+              help="Business date YYYY-MM-DD (default: yesterday in RECON_TIMEZONE).")
+@click.option("--from", "date_from", callback=parse_date, metavar="D1", help="First date of a range.")
+@click.option("--to", "date_to", callback=parse_date, metavar="D2", help="Last date of a range.")
+@click.option("--inbox", type=click.Path(path_type=Path), help="Inbox folder (default ./inbox).")
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder (default ./out).")
+@click.option("--db", "database_url", metavar="URL",
+              help="Database URL (default RECON_DATABASE_URL, else sqlite:///recon.db).")
+@click.option("--reason-codes", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="CSV scheme,response_code,root_cause adding to the default code maps.")
+@click.option("--max-reject-rate", type=click.FloatRange(0, 1),
+              help="Share of rejected rows above which a file refuses the run (default 0.01).")
+@click.option("--wait", "lock_wait_seconds", type=click.FloatRange(0), metavar="SECONDS",
+              help="Wait this long for another run of the same date instead of exiting 5.")
+@click.option("-v", "--verbose", is_flag=True, help="Log each step to stderr.")
+def run_command(date_, date_from, date_to, verbose, **options) -> None:
+    """Reconcile one business date, or each date of a range.
+
+    Example: recon run --date 2026-11-27 --inbox fixtures/inbox --out out
+    """
+    setup_logging(verbose)
+    settings = build_settings(**options)
+    dates = dates_to_run(date_, date_from, date_to, settings)
+    codes = [run_one(day, settings) for day in dates]
+    sys.exit(worst(codes))
+
+
+def dates_to_run(date_, date_from, date_to, settings: Settings) -> list[dt.date]:
+    if date_ and (date_from or date_to):
+        raise click.UsageError("give either --date or --from/--to, not both")
+    if bool(date_from) != bool(date_to):
+        raise click.UsageError("--from and --to go together")
+    if date_from:
+        if date_to < date_from:
+            raise click.UsageError("--to is before --from")
+        return [date_from + dt.timedelta(days=n) for n in range((date_to - date_from).days + 1)]
+    if date_:
+        return [date_]
+    return [dt.datetime.now(settings.tz).date() - dt.timedelta(days=1)]
+
+
+def run_one(day: dt.date, settings: Settings) -> int:
+    """Run one date; print its summary; return its exit code. Never raises."""
+    try:
+        report = pipeline.run(day, settings)
+    except ReconError as error:
+        click.echo(f"recon {day}: {error}", err=True)
+        return error.exit_code
+    except Exception:
+        click.echo(f"recon {day}: internal error (a bug; nothing was written for this date):",
+                   err=True)
+        traceback.print_exc()
+        return ExitCode.INTERNAL
+    if report.exit_code == ExitCode.INPUT_REFUSED:
+        click.echo(f"recon {day}: input refused, nothing written: {report.message}", err=True)
+    click.echo(render_summary(report))
+    return report.exit_code
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema commands."""
+
+
+@db_group.command("upgrade")
+@click.option("--db", "database_url", metavar="URL",
+              help="Database URL (default RECON_DATABASE_URL, else sqlite:///recon.db).")
+def db_upgrade(database_url: str | None) -> None:
+    """Apply the schema migrations this database has not had yet.
+
+    Example: RECON_DATABASE_URL=postgresql://recon@dbhost/recon recon db upgrade
+    """
+    settings = build_settings(database_url=database_url)
+    try:
+        database = db.connect(settings.database_url)
+        try:
+            applied = db.upgrade(database)
+        finally:
+            database.dispose()
+    except ReconError as error:
+        click.echo(f"recon db upgrade: {error}", err=True)
+        sys.exit(error.exit_code)
+    shown = db.safe_url_text(settings.database_url)
+    if applied:
+        click.echo(f"{shown}: applied {', '.join(applied)}")
+    else:
+        click.echo(f"{shown}: schema already up to date")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

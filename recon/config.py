@@ -1,0 +1,53 @@
+"""Settings: command-line options over RECON_* environment variables over defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECON_", extra="ignore")
+
+    inbox: Path = Path("./inbox")
+    """Folder holding one sub-folder per business date (`INBOX/<D>/`)."""
+
+    out: Path = Path("./out")
+    """Folder the reports are written to (`OUT/<D>/`)."""
+
+    database_url: str = "sqlite:///recon.db"
+    """SQLAlchemy URL; a bare `postgresql://` URL is driven by psycopg2."""
+
+    timezone: str = "Asia/Shanghai"
+    """Time zone of local timestamps and of "yesterday"."""
+
+    max_reject_rate: float = Field(default=0.01, ge=0.0, le=1.0)
+    """A file with a larger share of rejected rows refuses the run (exit 3)."""
+
+    reason_codes: Path | None = None
+    """Operator CSV `scheme,response_code,root_cause` adding to or overriding the default maps."""
+
+    lock_wait_seconds: float = Field(default=0.0, ge=0.0)
+    """How long to wait for another run of the same date before giving up (exit 5)."""
+
+    max_file_bytes: int = Field(default=4 * 1024**3, gt=0)
+    """Input files larger than this are refused rather than read into memory."""
+
+    max_field_chars: int = Field(default=65536, gt=0)
+    """A field longer than this rejects its row (a broken quote swallowing the file, say)."""
+
+    max_columns: int = Field(default=512, gt=0)
+    """A header with more columns than this refuses the file."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)

@@ -1,0 +1,62 @@
+"""One exception family. Each names its condition, carries context and says what to do next.
+
+`exit_code` is the contract's exit code (CONTRACT section 6) the CLI returns for it.
+"""
+
+from __future__ import annotations
+
+from recon.contract import ExitCode
+
+
+class ReconError(Exception):
+    """Base of every error recon expects; anything else reaching the CLI is a bug (exit 1)."""
+
+    exit_code: int = ExitCode.INTERNAL
+
+    def __init__(self, message: str, *, next_step: str = "") -> None:
+        self.message = message
+        self.next_step = next_step
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return f"{self.message} -- {self.next_step}" if self.next_step else self.message
+
+
+class UsageError(ReconError):
+    exit_code = ExitCode.USAGE
+
+
+class InputRefused(ReconError):
+    """A required input is missing, unreadable or too dirty: nothing is written for the date."""
+
+    exit_code = ExitCode.INPUT_REFUSED
+
+    def __init__(self, message: str, *, file: str = "", line: int | None = None,
+                 column: str = "", next_step: str = "") -> None:
+        where = file
+        if line is not None:
+            where += f", line {line}"
+        if column:
+            where += f", column {column}"
+        super().__init__(f"{where}: {message}" if where else message, next_step=next_step)
+        self.file = file
+        self.line = line
+        self.column = column
+
+
+class DatabaseUnavailable(ReconError):
+    """The database cannot be reached or refuses our credentials (transient: retry later)."""
+
+    exit_code = ExitCode.DATABASE
+
+
+class DateLocked(ReconError):
+    """Another run holds the business date."""
+
+    exit_code = ExitCode.DATABASE
+
+
+class SchemaOutdated(ReconError):
+    """The database schema is older than this code; `recon db upgrade` fixes it."""
+
+    exit_code = ExitCode.DATABASE

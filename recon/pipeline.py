@@ -1,0 +1,212 @@
+"""The one place that sequences a run: lock -> load -> validate -> classify -> write -> report."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+import uuid
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from recon import __version__
+from recon.classify import classify, exception_report, fmt_yuan
+from recon.codes import CodeMap
+from recon.config import Settings
+from recon.contract import ExitCode, Status
+from recon.errors import InputRefused, ReconError
+from recon.sinks import database as db
+from recon.sinks.reports import stage_reports
+from recon.sinks.safety import mask_cards
+from recon.sources.inbox import DayInputs, load_day
+
+log = logging.getLogger("recon")
+
+ID_COLUMNS = {"loan_id", "installment_no", "borrower_id", "binding_id", "instruction_id",
+              "gateway_txn_id", "account_token", "loan_id/installment_no"}
+
+
+@dataclass
+class RunReport:
+    """What one business date's run did; the CLI turns it into a summary and an exit code."""
+
+    business_date: dt.date
+    run_id: str
+    exit_code: int
+    outcome: str  # done, incomplete, refused, failed, locked
+    message: str = ""
+    status_counts: dict[str, int] = field(default_factory=dict)
+    cause_counts: dict[str, int] = field(default_factory=dict)
+    amount_due_fen: int = 0
+    amount_outstanding_fen: int = 0
+    rows_rejected: int = 0
+    duplicates_collapsed: int = 0
+    not_arrived: list[str] = field(default_factory=list)
+    ledger: list[dict] = field(default_factory=list)
+    settlement_exceptions: dict[str, int] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
+    out_dir: str = ""
+
+    def counts(self) -> dict:
+        return {
+            "installments": sum(self.status_counts.values()),
+            "status": self.status_counts,
+            "root_cause": self.cause_counts,
+            "amount_due": fmt_yuan(pd.Series([self.amount_due_fen])).iloc[0],
+            "amount_outstanding": fmt_yuan(pd.Series([self.amount_outstanding_fen])).iloc[0],
+            "rows_rejected": self.rows_rejected,
+            "duplicates_collapsed": self.duplicates_collapsed,
+            "settlement_exceptions": self.settlement_exceptions,
+            "not_arrived": self.not_arrived,
+            "files": self.ledger,
+            "phases_seconds": self.phases,
+        }
+
+
+class Phases:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str, business_date: dt.date, run_id: str):
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - started, 3)
+        log.info("%s done in %.2fs", name, self.seconds[name],
+                 extra={"run_id": run_id, "business_date": business_date.isoformat()})
+
+
+def run(business_date: dt.date, settings: Settings, *, before_commit=None) -> RunReport:
+    """Reconcile one business date. Never raises for expected conditions: see RunReport.exit_code.
+
+    `before_commit` is a test hook called inside the database transaction, after every row is
+    written and before the commit.
+    """
+    run_id = uuid.uuid4().hex[:16]
+    day = business_date.isoformat()
+    extra = {"run_id": run_id, "business_date": day}
+    codes = CodeMap.from_file(settings.reason_codes)
+    database = db.connect(settings.database_url)
+    try:
+        db.ensure_schema(database)
+        with db.date_lock(database, day, settings.lock_wait_seconds):
+            db.start_run(database, run_id, day, __version__)
+            log.info("run started (database %s)", database.shown_url, extra=extra)
+            try:
+                return _run_locked(business_date, settings, codes, database, run_id,
+                                   before_commit)
+            except InputRefused as refusal:
+                log.error("input refused: %s", refusal, extra=extra)
+                db.finish_run_without_results(database, run_id, "refused",
+                                              ExitCode.INPUT_REFUSED, str(refusal))
+                return RunReport(business_date, run_id, ExitCode.INPUT_REFUSED, "refused",
+                                 str(refusal))
+            except ReconError:
+                raise
+            except Exception as bug:
+                try:
+                    db.finish_run_without_results(database, run_id, "failed", ExitCode.INTERNAL,
+                                                  f"internal error: {type(bug).__name__}: {bug}")
+                except ReconError:
+                    pass
+                raise
+    finally:
+        database.dispose()
+
+
+def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap,
+                database: db.Database, run_id: str, before_commit) -> RunReport:
+    day = business_date.isoformat()
+    phases = Phases()
+    with phases("load", business_date, run_id):
+        inputs = load_day(business_date, settings, codes)
+    with phases("classify", business_date, run_id):
+        decisions = classify(inputs.installments, inputs.bindings, inputs.instructions,
+                             inputs.settlements, inputs.incidents, inputs.arrived_gateways,
+                             codes, business_date, settings.tz)
+    outcomes = decisions.outcomes
+    report = _report(inputs, decisions, run_id, phases)
+    exit_code = ExitCode.OK if inputs.complete else ExitCode.INCOMPLETE
+    outcome = "done" if inputs.complete else "incomplete"
+    rejects = rejects_frame(inputs)
+
+    with phases("write_csv", business_date, run_id):
+        exceptions = exception_report(outcomes, inputs.bindings, business_date, settings.tz)
+        settlement_exceptions = decisions.settlement_exceptions.assign(
+            amount=fmt_yuan(decisions.settlement_exceptions["amount"]))
+        staged = stage_reports(settings.out, day, exceptions, settlement_exceptions, rejects)
+    try:
+        with phases("write_db", business_date, run_id):
+            report.phases = phases.seconds
+            db.write_results(
+                database, run_id, day,
+                outcome_rows(outcomes, day, run_id),
+                settlement_exceptions.assign(run_id=run_id),
+                rejects.rename(columns={"column": "column_name"}).assign(run_id=run_id),
+                outcome=outcome, exit_code=exit_code,
+                digests={entry.file: entry.sha256 for entry in inputs.ledger},
+                counts=report.counts(), message=report.message, before_commit=before_commit)
+    except BaseException:
+        staged.discard()
+        raise
+    report.out_dir = str(staged.publish())
+    report.exit_code, report.outcome = exit_code, outcome
+    return report
+
+
+def rejects_frame(inputs: DayInputs) -> pd.DataFrame:
+    rejects = inputs.rejects.copy()
+    rejects.insert(0, "business_date", inputs.business_date.isoformat())
+    rejects["line"] = rejects["line"].astype("Int64")
+    free_text = ~rejects["column"].isin(ID_COLUMNS)
+    rejects["value"] = rejects["value"].fillna("").astype("str")
+    rejects.loc[free_text, "value"] = mask_cards(rejects.loc[free_text, "value"])
+    rejects["reason"] = mask_cards(rejects["reason"].fillna("").astype("str"))
+    return rejects
+
+
+def outcome_rows(outcomes: pd.DataFrame, day: str, run_id: str) -> pd.DataFrame:
+    return pd.DataFrame({
+        "business_date": day,
+        "loan_id": outcomes["loan_id"],
+        "installment_no": outcomes["installment_no"],
+        "borrower_id": outcomes["borrower_id"],
+        "status": outcomes["status"],
+        "root_cause": outcomes["root_cause"],
+        "amount_due": fmt_yuan(outcomes["amount_due"]),
+        "amount_settled": fmt_yuan(outcomes["amount_settled"]),
+        "gateway": outcomes["gateway"],
+        "response_code": outcomes["response_code"],
+        "run_id": run_id,
+    })
+
+
+def _report(inputs: DayInputs, decisions, run_id: str, phases: Phases) -> RunReport:
+    outcomes = decisions.outcomes
+    not_paid = outcomes[outcomes["status"] != Status.PAID.value]
+    causes = Counter(cause for cause in not_paid["root_cause"] if cause)
+    outstanding = outcomes["amount_outstanding"]
+    report = RunReport(
+        business_date=inputs.business_date,
+        run_id=run_id,
+        exit_code=ExitCode.OK,
+        outcome="done",
+        status_counts={str(k): int(v) for k, v in outcomes["status"].value_counts().items()},
+        cause_counts=dict(sorted(causes.items())),
+        amount_due_fen=int(outcomes["amount_due"].sum()),
+        amount_outstanding_fen=int(outstanding[outstanding > 0].sum()),
+        rows_rejected=int(sum(entry.rows_rejected for entry in inputs.ledger)),
+        duplicates_collapsed=int(sum(entry.duplicates_collapsed for entry in inputs.ledger)),
+        not_arrived=[f"{refusal.file}: {refusal.reason}" for refusal in inputs.refusals],
+        ledger=[dataclasses.asdict(entry) for entry in inputs.ledger],
+        settlement_exceptions={str(k): int(v) for k, v in
+                               decisions.settlement_exceptions["kind"].value_counts().items()},
+        phases=phases.seconds,
+    )
+    if inputs.refusals:
+        report.message = f"{len(inputs.refusals)} settlement file(s) not arrived; rerun later"
+    return report

@@ -1,0 +1,391 @@
+"""The database side (CONTRACT 4.4): schema migrations, the per-date lock, the atomic write.
+
+PostgreSQL in production (psycopg2, COPY for the bulk rows); an SQLite file by default. Nothing
+connects at import time. The write of a date's results is one transaction: delete D's rows,
+load the new ones, mark the run finished; anything short of the commit leaves D as it was.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import os
+import re
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+from recon.errors import DatabaseUnavailable, DateLocked, SchemaOutdated, UsageError
+
+SQL_DIR = Path(__file__).resolve().parent.parent.parent / "sql"
+MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+LOCK_NAMESPACE = 0x5245434F  # "RECO": advisory-lock keys of recon, one per business date
+
+OUTCOME_COLUMNS = ["business_date", "loan_id", "installment_no", "borrower_id", "status",
+                   "root_cause", "amount_due", "amount_settled", "gateway", "response_code",
+                   "run_id"]
+SETTLEMENT_EXCEPTION_COLUMNS = ["business_date", "gateway", "gateway_txn_id", "instruction_id",
+                                "amount", "kind", "detail", "run_id"]
+REJECT_COLUMNS = ["business_date", "file", "line", "column_name", "value", "reason", "run_id"]
+
+
+def normalise_url(url: str) -> sa.URL:
+    """Parse a database URL; bare `postgresql://` / `postgres://` are driven by psycopg2."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise UsageError(f"not a database URL: {safe_url_text(url)}",
+                         next_step="use e.g. postgresql://user@host/db or sqlite:///recon.db") \
+            from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed
+
+
+def safe_url_text(url: str | sa.URL) -> str:
+    """The URL with any password replaced by ***."""
+    if isinstance(url, sa.URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+
+
+def scrub(text: str, url: sa.URL) -> str:
+    if url.password:
+        text = text.replace(str(url.password), "***")
+    return text
+
+
+@dataclass
+class Database:
+    url: sa.URL
+    engine: Engine
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @property
+    def dialect_dir(self) -> Path:
+        return SQL_DIR / ("postgresql" if self.is_postgres else "sqlite")
+
+    @property
+    def shown_url(self) -> str:
+        return safe_url_text(self.url)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def connect(url: str) -> Database:
+    parsed = normalise_url(url)
+    try:
+        engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=_connect_args(parsed))
+    except (NoSuchModuleError, ArgumentError) as exc:
+        raise UsageError(f"unsupported database URL {safe_url_text(parsed)}: {exc}") from exc
+    database = Database(parsed, engine)
+    with reachable(database):
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    return database
+
+
+def _connect_args(url: sa.URL) -> dict:
+    if url.get_backend_name() == "postgresql":
+        return {"connect_timeout": 10, "application_name": "recon"}
+    if url.get_backend_name() == "sqlite":
+        return {"timeout": 30}
+    return {}
+
+
+@contextmanager
+def reachable(database: Database) -> Iterator[None]:
+    """Turn driver errors about reaching or logging in to the server into DatabaseUnavailable."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError):
+            first_line = scrub(str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc),
+                               database.url)
+            raise DatabaseUnavailable(
+                f"database {database.shown_url} unavailable: {first_line}",
+                next_step="check the server is up and the credentials (RECON_DATABASE_URL or "
+                          "~/.pgpass), then rerun") from None
+        raise
+
+
+# --- migrations -------------------------------------------------------------------------------
+
+def migrations(database: Database) -> list[tuple[int, str, Path]]:
+    found = []
+    for path in sorted(database.dialect_dir.glob("*.sql")):
+        match = MIGRATION_NAME.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path.stem, path))
+    return found
+
+
+def latest_version(database: Database) -> int:
+    return max(version for version, _, _ in migrations(database))
+
+
+def applied_version(connection: Connection) -> int | None:
+    """The schema version recorded in the database; None for an empty database."""
+    inspector = sa.inspect(connection)
+    if not inspector.has_table("schema_version"):
+        return 0 if inspector.has_table("recon_runs") else None
+    return connection.execute(sa.text("SELECT max(version) FROM schema_version")).scalar() or 0
+
+
+def upgrade(database: Database, *, target: int | None = None) -> list[str]:
+    """Apply every migration not yet applied, each in its own transaction. Returns their names."""
+    applied: list[str] = []
+    with reachable(database), database.engine.connect() as connection:
+        with _upgrade_lock(database, connection):
+            connection.commit()
+            with connection.begin():
+                connection.execute(sa.text(
+                    "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, "
+                    "name text NOT NULL, applied_at text NOT NULL)"))
+            current = applied_version(connection) or 0
+            connection.commit()
+            for version, name, path in migrations(database):
+                if version <= current or (target is not None and version > target):
+                    continue
+                with connection.begin():
+                    for statement in split_statements(path.read_text(encoding="utf-8")):
+                        connection.exec_driver_sql(statement)
+                    connection.execute(
+                        sa.text("INSERT INTO schema_version (version, name, applied_at) "
+                                "VALUES (:version, :name, :at)"),
+                        {"version": version, "name": name, "at": _now_text()})
+                applied.append(name)
+    return applied
+
+
+@contextmanager
+def _upgrade_lock(database: Database, connection: Connection) -> Iterator[None]:
+    if not database.is_postgres:
+        yield
+        return
+    connection.execute(sa.text("SELECT pg_advisory_lock(:ns, 0)"), {"ns": LOCK_NAMESPACE})
+    try:
+        yield
+    finally:
+        connection.execute(sa.text("SELECT pg_advisory_unlock(:ns, 0)"), {"ns": LOCK_NAMESPACE})
+        connection.commit()
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a migration on `;` at line ends (our migrations hold no procedural bodies)."""
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    statements, current = [], []
+    for line in lines:
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            statement = "\n".join(current).strip().rstrip(";").strip()
+            if statement:
+                statements.append(statement)
+            current = []
+    rest = "\n".join(current).strip()
+    if rest:
+        statements.append(rest)
+    return statements
+
+
+def ensure_schema(database: Database) -> None:
+    """Create the schema in an empty database; refuse one older than this code."""
+    with reachable(database), database.engine.connect() as connection:
+        version = applied_version(connection)
+    if version is None:
+        upgrade(database)
+        return
+    latest = latest_version(database)
+    if version < latest:
+        raise SchemaOutdated(
+            f"database {database.shown_url} has schema version {version}, this recon needs "
+            f"{latest}", next_step="run `recon db upgrade` (with the same --db), then rerun")
+
+
+# --- one writer per business date ---------------------------------------------------------------
+
+def _date_lock_key(business_date: str) -> int:
+    year, month, day = (int(part) for part in business_date.split("-"))
+    return year * 10000 + month * 100 + day
+
+
+@contextmanager
+def date_lock(database: Database, business_date: str, wait_seconds: float = 0.0) -> Iterator[None]:
+    """Hold the lock on `business_date` for the duration of the block, or raise DateLocked."""
+    if database.is_postgres:
+        with _postgres_date_lock(database, business_date, wait_seconds):
+            yield
+    else:
+        with _file_date_lock(database, business_date, wait_seconds):
+            yield
+
+
+@contextmanager
+def _postgres_date_lock(database: Database, business_date: str, wait_seconds: float):
+    key = _date_lock_key(business_date)
+    with reachable(database), database.engine.connect() as connection:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            got = connection.execute(sa.text("SELECT pg_try_advisory_lock(:ns, :key)"),
+                                     {"ns": LOCK_NAMESPACE, "key": key}).scalar()
+            connection.commit()
+            if got:
+                break
+            if time.monotonic() >= deadline:
+                raise DateLocked(f"business date {business_date} is held by another run "
+                                 f"({holder(database, business_date)})",
+                                 next_step="wait for it to finish, or rerun with --wait SECONDS")
+            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+        try:
+            yield
+        finally:
+            try:
+                connection.execute(sa.text("SELECT pg_advisory_unlock(:ns, :key)"),
+                                   {"ns": LOCK_NAMESPACE, "key": key})
+                connection.commit()
+            except SQLAlchemyError:
+                pass  # the session ends with the connection, and the lock with it
+
+
+@contextmanager
+def _file_date_lock(database: Database, business_date: str, wait_seconds: float):
+    database_path = database.url.database
+    if not database_path or database_path == ":memory:":
+        yield  # a private in-memory database has no second writer
+        return
+    lock_path = Path(f"{database_path}.{business_date}.lock")
+    handle = open(lock_path, "a+")
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise DateLocked(f"business date {business_date} is held by another run "
+                                     f"({holder(database, business_date)})",
+                                     next_step="wait for it to finish, or rerun with --wait "
+                                               "SECONDS") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        handle.close()
+
+
+def holder(database: Database, business_date: str) -> str:
+    """Who is running `business_date`, from its unfinished recon_runs row."""
+    try:
+        with database.engine.connect() as connection:
+            row = connection.execute(sa.text(
+                "SELECT run_id, host, pid, started_at FROM recon_runs WHERE business_date = :d "
+                "AND outcome = 'running' ORDER BY started_at DESC LIMIT 1"),
+                {"d": business_date}).first()
+    except SQLAlchemyError:
+        row = None
+    if row is None:
+        return "holder unknown"
+    return f"run {row.run_id} on {row.host}, pid {row.pid}, started {row.started_at}"
+
+
+# --- the run ledger and the atomic write ----------------------------------------------------------
+
+def _now_text() -> str:
+    return pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
+
+
+def start_run(database: Database, run_id: str, business_date: str, version: str) -> None:
+    """Record the run as running, and mark runs of D that died without finishing as abandoned."""
+    with reachable(database), database.engine.begin() as connection:
+        connection.execute(sa.text(
+            "UPDATE recon_runs SET outcome = 'abandoned', message = 'process ended before "
+            "finishing (killed or crashed)' WHERE business_date = :d AND outcome = 'running'"),
+            {"d": business_date})
+        connection.execute(sa.text(
+            "INSERT INTO recon_runs (run_id, business_date, started_at, outcome, host, pid, "
+            "recon_version, database_url) VALUES (:run_id, :d, :started, 'running', :host, :pid, "
+            ":version, :url)"),
+            {"run_id": run_id, "d": business_date, "started": _now_text(),
+             "host": socket.gethostname(), "pid": os.getpid(), "version": version,
+             "url": database.shown_url})
+
+
+def _finish_statement() -> sa.TextClause:
+    return sa.text(
+        "UPDATE recon_runs SET ended_at = :ended, outcome = :outcome, exit_code = :exit_code, "
+        "input_digests = :digests, counts = :counts, message = :message WHERE run_id = :run_id")
+
+
+def _finish_params(run_id: str, outcome: str, exit_code: int, digests: dict, counts: dict,
+                   message: str) -> dict:
+    return {"ended": _now_text(), "outcome": outcome, "exit_code": exit_code,
+            "digests": json.dumps(digests, sort_keys=True),
+            "counts": json.dumps(counts, sort_keys=True, default=str), "message": message,
+            "run_id": run_id}
+
+
+def finish_run_without_results(database: Database, run_id: str, outcome: str, exit_code: int,
+                               message: str, digests: dict | None = None,
+                               counts: dict | None = None) -> None:
+    """Close a run that wrote nothing (refused or failed); D's results stay as they were."""
+    with reachable(database), database.engine.begin() as connection:
+        connection.execute(_finish_statement(), _finish_params(
+            run_id, outcome, exit_code, digests or {}, counts or {}, message))
+
+
+def write_results(database: Database, run_id: str, business_date: str, outcomes: pd.DataFrame,
+                  settlement_exceptions: pd.DataFrame, rejects: pd.DataFrame, *, outcome: str,
+                  exit_code: int, digests: dict, counts: dict, message: str,
+                  before_commit=None) -> None:
+    """Replace D's rows in the three result tables and close the run, in one transaction."""
+    with reachable(database), database.engine.begin() as connection:
+        for table in ("installment_outcomes", "settlement_exceptions", "input_rejects"):
+            connection.execute(sa.text(f"DELETE FROM {table} WHERE business_date = :d"),
+                               {"d": business_date})
+        _bulk_insert(database, connection, "installment_outcomes", OUTCOME_COLUMNS, outcomes)
+        _bulk_insert(database, connection, "settlement_exceptions", SETTLEMENT_EXCEPTION_COLUMNS,
+                     settlement_exceptions)
+        _bulk_insert(database, connection, "input_rejects", REJECT_COLUMNS, rejects)
+        connection.execute(_finish_statement(), _finish_params(
+            run_id, outcome, exit_code, digests, counts, message))
+        if before_commit is not None:
+            before_commit()
+
+
+def _bulk_insert(database: Database, connection: Connection, table: str, columns: list[str],
+                 frame: pd.DataFrame) -> None:
+    if frame.empty:
+        return
+    frame = frame[columns]
+    if database.is_postgres:
+        # COPY: one round trip per table; empty unquoted CSV fields load as NULL.
+        buffer = io.StringIO()
+        frame.to_csv(buffer, index=False, header=False, lineterminator="\n")
+        buffer.seek(0)
+        cursor = connection.connection.driver_connection.cursor()
+        cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)",
+                           buffer)
+        cursor.close()
+        return
+    records = frame.astype(object).where(frame.notna(), None)
+    records = records.replace({"": None})
+    placeholders = ", ".join("?" for _ in columns)
+    connection.exec_driver_sql(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
+        list(records.itertuples(index=False, name=None)))

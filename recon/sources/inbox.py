@@ -1,0 +1,332 @@
+"""Load one business date's inbox (CONTRACT section 2): files -> validated frames + rejects.
+
+No decisions are made here. The result says, per file, how many rows were read, used, collapsed
+as duplicates and rejected, and which settlement files count as not arrived and why.
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import pandas as pd
+
+from recon import validate as v
+from recon.codes import CodeMap, normalise_scheme
+from recon.config import Settings
+from recon.errors import InputRefused
+from recon.sources.csvfile import RawTable, read_bytes, read_csv
+
+REQUIRED_FILES = (v.INSTALLMENTS, v.BINDINGS, v.INSTRUCTIONS)
+
+
+@dataclass
+class FileLedger:
+    """How every data row of one input file was accounted for."""
+
+    file: str
+    rows_read: int
+    rows_used: int
+    duplicates_collapsed: int
+    rows_rejected: int
+    sha256: str
+    refused: str = ""  # why a settlement file counts as not arrived
+
+    def adds_up(self) -> bool:
+        if self.refused:
+            return True
+        return self.rows_read == self.rows_used + self.duplicates_collapsed + self.rows_rejected
+
+
+@dataclass
+class SettlementRefusal:
+    gateway: str
+    file: str
+    reason: str
+
+
+@dataclass
+class DayInputs:
+    business_date: dt.date
+    installments: pd.DataFrame
+    bindings: pd.DataFrame
+    instructions: pd.DataFrame
+    settlements: pd.DataFrame  # rows of arrived files, with `gateway`, `scheme`, `file`
+    incidents: pd.DataFrame
+    arrived_gateways: set[str]  # normalised (upper-case) gateway ids whose file arrived
+    refusals: list[SettlementRefusal] = field(default_factory=list)
+    rejects: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ledger: list[FileLedger] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.refusals
+
+
+def gateway_key(gateway: pd.Series | str):
+    return gateway.str.upper() if isinstance(gateway, pd.Series) else gateway.upper()
+
+
+def load_day(business_date: dt.date, settings: Settings, codes: CodeMap) -> DayInputs:
+    """Read and validate everything in `INBOX/<D>/`. Raises InputRefused when the run must fail."""
+    day_dir = settings.inbox / business_date.isoformat()
+    if not day_dir.is_dir():
+        raise InputRefused(f"inbox folder {day_dir} does not exist",
+                           next_step="check --inbox and --date, or wait for the upstream drop")
+    context = v.RuleContext(business_date, settings.tz)
+    loaded: dict[str, v.Validated] = {}
+    ledger: list[FileLedger] = []
+    for spec in REQUIRED_FILES:
+        path = day_dir / spec.name
+        if not path.is_file():
+            raise InputRefused("required file is missing", file=_shown(path),
+                               next_step="wait for the upstream drop, then rerun the date")
+        validated, digest = _load_file(path, spec, context, settings)
+        _check_reject_rate(validated, settings)
+        loaded[spec.name] = validated
+        ledger.append(_ledger(validated, digest))
+
+    incidents = _empty_incidents()
+    incidents_path = day_dir / v.INCIDENTS.name
+    if incidents_path.is_file():
+        validated, digest = _load_file(incidents_path, v.INCIDENTS, context, settings)
+        _check_reject_rate(validated, settings)
+        loaded[v.INCIDENTS.name] = validated
+        ledger.append(_ledger(validated, digest))
+        incidents = validated.valid
+
+    instructions = loaded[v.INSTRUCTIONS.name].valid
+    expected = set(gateway_key(instructions.loc[instructions["sent_at"].notna(), "gateway"]))
+    settlements, arrived, refusals, settlement_rejects, settlement_ledger = _load_settlements(
+        day_dir, expected, context, settings, codes)
+    ledger.extend(settlement_ledger)
+
+    rejects = pd.concat([validated.rejects for validated in loaded.values()] + settlement_rejects
+                        + [_refusal_rejects(refusals)], ignore_index=True)
+    return DayInputs(
+        business_date=business_date,
+        installments=loaded[v.INSTALLMENTS.name].valid,
+        bindings=loaded[v.BINDINGS.name].valid,
+        instructions=instructions,
+        settlements=settlements,
+        incidents=incidents,
+        arrived_gateways=arrived,
+        refusals=refusals,
+        rejects=rejects,
+        ledger=ledger,
+    )
+
+
+def _shown(path: Path) -> str:
+    return path.name
+
+
+def _load_file(path: Path, spec: v.FileSpec, context: v.RuleContext, settings: Settings,
+               *, encoding: str = "utf-8", data: bytes | None = None) -> tuple[v.Validated, str]:
+    display = _shown(path)
+    if data is None:
+        data = read_bytes(path, display, settings.max_file_bytes)
+    raw = read_csv(path, display, encoding=encoding, max_bytes=settings.max_file_bytes,
+                   max_field_chars=settings.max_field_chars, max_columns=settings.max_columns,
+                   data=data)
+    _require_columns(raw, spec)
+    return v.validate(raw, spec, context), hashlib.sha256(data).hexdigest()
+
+
+def _require_columns(raw: RawTable, spec: v.FileSpec) -> None:
+    missing = v.missing_columns(raw, spec)
+    if missing:
+        hint = "check the header row"
+        if len(raw.frame.columns) == 1 and any(sep in raw.frame.columns[0] for sep in ";|\t"):
+            hint = "the file does not look comma-separated; ask the sender for a comma-separated export"
+        raise InputRefused(f"required column(s) missing: {', '.join(missing)}", file=raw.file,
+                           line=1, column=missing[0], next_step=hint)
+    duplicated = v.duplicated_columns(raw, spec)
+    if duplicated:
+        raise InputRefused(f"column(s) appear more than once in the header: {', '.join(duplicated)}",
+                           file=raw.file, line=1, column=duplicated[0],
+                           next_step="ask the sender to fix the header")
+
+
+def _check_reject_rate(validated: v.Validated, settings: Settings) -> None:
+    if validated.rows_read == 0:
+        return
+    rate = validated.rows_rejected / validated.rows_read
+    if rate > settings.max_reject_rate:
+        first = validated.rejects.iloc[0]
+        raise InputRefused(
+            f"{validated.rows_rejected} of {validated.rows_read} rows rejected ({rate:.1%}), over "
+            f"the {settings.max_reject_rate:.1%} limit; first: line {first['line']}, column "
+            f"{first['column'] or '-'}: {first['reason']}",
+            file=validated.file,
+            next_step="fix the upstream file, or rerun with a higher --max-reject-rate if the "
+                      "rows may really be left out")
+
+
+def _ledger(validated: v.Validated, digest: str, refused: str = "") -> FileLedger:
+    return FileLedger(validated.file, validated.rows_read, validated.rows_used,
+                      validated.duplicates_collapsed, validated.rows_rejected, digest, refused)
+
+
+# --- settlement files -------------------------------------------------------------------------
+
+class _NotArrived(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _load_settlements(day_dir: Path, expected: set[str], context: v.RuleContext,
+                      settings: Settings, codes: CodeMap):
+    stems = {path.stem for path in day_dir.glob("settlement_*.csv")}
+    stems |= {path.stem for path in day_dir.glob("settlement_*.ctl")}
+    frames: list[pd.DataFrame] = []
+    arrived: set[str] = set()
+    refusals: list[SettlementRefusal] = []
+    rejects: list[pd.DataFrame] = []
+    ledger: list[FileLedger] = []
+    for stem in sorted(stems):
+        gateway = stem[len("settlement_"):]
+        csv_path, ctl_path = day_dir / f"{stem}.csv", day_dir / f"{stem}.ctl"
+        try:
+            validated, digest, scheme = _load_settlement(gateway, csv_path, ctl_path, context,
+                                                         settings, codes)
+        except _NotArrived as refusal:
+            refusals.append(SettlementRefusal(gateway, csv_path.name, refusal.reason))
+            continue
+        _check_reject_rate(validated, settings)
+        frame = validated.valid
+        frame["gateway"] = gateway
+        frame["scheme"] = scheme
+        frame["file"] = csv_path.name
+        frames.append(frame)
+        rejects.append(validated.rejects)
+        ledger.append(_ledger(validated, digest))
+        arrived.add(gateway_key(gateway))
+    for gateway in sorted(expected - arrived - {gateway_key(r.gateway) for r in refusals}):
+        refusals.append(SettlementRefusal(
+            gateway, f"settlement_{gateway}.csv",
+            f"not arrived: no settlement file for gateway {gateway}, which has sent instructions"))
+    settlements = pd.concat(frames, ignore_index=True) if frames else _empty_settlements()
+    return settlements, arrived, refusals, rejects, ledger
+
+
+def _load_settlement(gateway: str, csv_path: Path, ctl_path: Path, context: v.RuleContext,
+                     settings: Settings, codes: CodeMap):
+    if not ctl_path.is_file():
+        raise _NotArrived(f"not arrived: control file {ctl_path.name} is missing")
+    if not csv_path.is_file():
+        raise _NotArrived(f"not arrived: {ctl_path.name} is there but {csv_path.name} is missing")
+    try:
+        control = parse_control(read_bytes(ctl_path, ctl_path.name, 1 << 20))
+    except (InputRefused, ValueError) as exc:
+        raise _NotArrived(f"refused: control file {ctl_path.name} unreadable: {exc}") from exc
+    declared_gateway = control.get("gateway", "")
+    if gateway_key(declared_gateway) != gateway_key(gateway):
+        raise _NotArrived(f"refused: {ctl_path.name} names gateway {declared_gateway!r}, "
+                          f"not {gateway!r}")
+    declared_date = control.get("business_date", "")
+    if declared_date != context.business_date.isoformat():
+        raise _NotArrived(f"refused: {ctl_path.name} is for business date {declared_date!r}, "
+                          f"not {context.business_date.isoformat()}")
+    scheme = normalise_scheme(control.get("scheme", ""))
+    if not codes.knows_scheme(scheme):
+        raise _NotArrived(f"refused: {ctl_path.name} declares unknown scheme {scheme!r} "
+                          f"(known: {', '.join(sorted(codes.schemes))})")
+    encoding = control.get("encoding", "") or "utf-8"
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise _NotArrived(f"refused: {ctl_path.name} declares unknown encoding {encoding!r}")
+    try:
+        declared_records = int(control["records"])
+        declared_total = Decimal(control["amount_total"])
+    except (KeyError, ValueError, InvalidOperation):
+        raise _NotArrived(f"refused: {ctl_path.name} needs integer records= and decimal "
+                          f"amount_total=")
+
+    data = read_bytes(csv_path, csv_path.name, settings.max_file_bytes)
+    digest = hashlib.sha256(data).hexdigest()
+    declared_digest = control.get("sha256", "").lower()
+    if declared_digest and declared_digest != digest:
+        raise _NotArrived(f"refused: sha256 of {csv_path.name} is {digest}, {ctl_path.name} "
+                          f"declares {declared_digest}")
+    try:
+        raw = read_csv(csv_path, csv_path.name, encoding=encoding,
+                       max_bytes=settings.max_file_bytes, max_field_chars=settings.max_field_chars,
+                       max_columns=settings.max_columns, data=data)
+        _require_columns(raw, v.SETTLEMENT)
+    except InputRefused as exc:
+        raise _NotArrived(f"refused: {exc}") from exc
+    if raw.records != declared_records:
+        raise _NotArrived(f"refused: {csv_path.name} has {raw.records} data rows, "
+                          f"{ctl_path.name} declares {declared_records}")
+    validated = v.validate(raw, v.SETTLEMENT, context)
+    totals = success_totals(raw, validated)
+    if declared_total not in totals:
+        raise _NotArrived(f"refused: SUCCESS rows of {csv_path.name} total {min(totals):.2f}, "
+                          f"{ctl_path.name} declares {declared_total:.2f}")
+    return validated, digest, scheme
+
+
+def success_totals(raw: RawTable, validated: v.Validated) -> set[Decimal]:
+    """Totals a sender may have meant: over every SUCCESS row whose amount parses, or valid ones."""
+    success = raw.frame["status"].str.upper() == "SUCCESS"
+    fen, parses = v.amount_fen(raw.frame["amount"], None)
+    every_row = int(fen[success & parses].sum())
+    valid = validated.valid
+    valid_rows = int(valid.loc[valid["status"] == "SUCCESS", "amount"].sum())
+    return {Decimal(every_row) / 100, Decimal(valid_rows) / 100}
+
+
+def parse_control(data: bytes) -> dict[str, str]:
+    text = data.decode("utf-8-sig")
+    control: dict[str, str] = {}
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            raise ValueError(f"line {raw_line!r} is not key=value")
+        key, value = line.split("=", 1)
+        for marker in (" #", "\t#"):
+            if marker in value:
+                value = value.split(marker, 1)[0]
+        control[key.strip().lower()] = value.strip()
+    return control
+
+
+def _refusal_rejects(refusals: list[SettlementRefusal]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "file": [refusal.file for refusal in refusals],
+        "line": pd.array([None] * len(refusals), dtype="Int64"),
+        "column": "",
+        "value": "",
+        "reason": [refusal.reason for refusal in refusals],
+    })
+
+
+def _empty_settlements() -> pd.DataFrame:
+    frame = pd.DataFrame({
+        "gateway_txn_id": pd.Series(dtype="str"), "instruction_id": pd.Series(dtype="str"),
+        "amount": pd.Series(dtype="int64"), "status": pd.Series(dtype="str"),
+        "response_code": pd.Series(dtype="str"), "response_msg": pd.Series(dtype="str"),
+        "txn_time": pd.Series(dtype="datetime64[ns, UTC]"), "line": pd.Series(dtype="int64"),
+        "gateway": pd.Series(dtype="str"), "scheme": pd.Series(dtype="str"),
+        "file": pd.Series(dtype="str"),
+    })
+    return frame
+
+
+def _empty_incidents() -> pd.DataFrame:
+    return pd.DataFrame({
+        "gateway": pd.Series(dtype="str"),
+        "started_at": pd.Series(dtype="datetime64[ns, UTC]"),
+        "ended_at": pd.Series(dtype="datetime64[ns, UTC]"),
+        "description": pd.Series(dtype="str"),
+        "line": pd.Series(dtype="int64"),
+    })

@@ -1,0 +1,311 @@
+"""The row rules of CONTRACT section 2: raw string frames -> (typed valid frame, rejects). Pure.
+
+Every rule is a vectorised check over a whole column. A row that breaks several rules is reported
+once, for the first broken column in the contract's column order. Duplicate keys are resolved
+after the row rules: identical rows collapse to one, differing versions of one key are all rejected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from recon.contract import BINDING_STATUSES, CONFIRM_STATUSES, SETTLEMENT_STATUSES
+from recon.sources.csvfile import RawTable, empty_rejects
+
+AMOUNT_PATTERN = r"[0-9]{1,12}(?:\.[0-9]{1,2})?"
+TIMESTAMP_PATTERN = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+                     r"(?:Z|z|[+-][0-9]{2}:?[0-9]{2})?")
+OFFSET_SUFFIX = r"(?:Z|z|[+-][0-9]{2}:?[0-9]{2})$"
+
+
+@dataclass(frozen=True)
+class Check:
+    """A column rule: parse the trimmed strings; `ok` is False where the rule is broken."""
+
+    column: str
+    reason: str
+    parse: Callable[[pd.Series, "RuleContext"], tuple[pd.Series, pd.Series]]
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    business_date: dt.date
+    tz: ZoneInfo
+
+
+@dataclass
+class Validated:
+    file: str
+    valid: pd.DataFrame  # typed columns plus `line`
+    rejects: pd.DataFrame  # file, line, column, value, reason
+    rows_read: int
+    duplicates_collapsed: int
+
+    @property
+    def rows_rejected(self) -> int:
+        return len(self.rejects)
+
+    @property
+    def rows_used(self) -> int:
+        return len(self.valid)
+
+
+# --- column parsers: (parsed values, ok mask) -------------------------------------------------
+
+def non_empty(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
+    return values, values.str.len() > 0
+
+
+def maybe_empty(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
+    return values, pd.Series(True, index=values.index)
+
+
+def positive_integer(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
+    digits = values.str.fullmatch(r"[0-9]{1,9}")
+    parsed = pd.to_numeric(values.where(digits, None), errors="coerce").astype("Int64")
+    ok = digits & (parsed >= 1).fillna(False)
+    return parsed.fillna(0).astype("int64"), ok.astype(bool)
+
+
+def amount_fen(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
+    """Yuan text -> integer fen, exactly: `1234.5` -> 123450. Zero and negatives break the rule."""
+    ok = values.str.fullmatch(AMOUNT_PATTERN)
+    parts = values.where(ok, "0").str.split(".", n=1, expand=True, regex=False)
+    yuan = pd.to_numeric(parts[0]).astype("int64")
+    if parts.shape[1] > 1:
+        cents_text = parts[1].fillna("").str.ljust(2, "0")
+        cents = pd.to_numeric(cents_text.where(cents_text != "00", "0")).astype("int64")
+    else:
+        cents = 0
+    fen = yuan * 100 + cents
+    return fen, ok & (fen > 0)
+
+
+def timestamp(values: pd.Series, context: RuleContext) -> tuple[pd.Series, pd.Series]:
+    """Local `YYYY-MM-DD HH:MM:SS` or ISO 8601 with offset -> UTC timestamps."""
+    shaped = values.str.fullmatch(TIMESTAMP_PATTERN)
+    has_offset = shaped & values.str.contains(OFFSET_SUFFIX, regex=True)
+    local_text = values.where(shaped & ~has_offset, None).str.replace("T", " ", regex=False)
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    if local_text.notna().any():
+        local = pd.to_datetime(local_text, format="ISO8601", errors="coerce")
+        local = local.dt.tz_localize(context.tz, ambiguous="NaT", nonexistent="NaT")
+        parsed = parsed.where(local.isna(), local.dt.tz_convert("UTC"))
+    if has_offset.any():
+        aware = pd.to_datetime(values.where(has_offset, None), format="ISO8601", errors="coerce",
+                               utc=True)
+        parsed = parsed.where(~has_offset, aware)
+    return parsed.astype("datetime64[ns, UTC]"), parsed.notna()
+
+
+def optional_timestamp(values: pd.Series, context: RuleContext) -> tuple[pd.Series, pd.Series]:
+    parsed, ok = timestamp(values, context)
+    return parsed, ok | (values.str.len() == 0)
+
+
+def date_equal_to_business_date(values: pd.Series, context: RuleContext):
+    ok = values == context.business_date.isoformat()
+    return values, ok
+
+
+def one_of(allowed: tuple[str, ...]):
+    def parse(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
+        upper = values.str.upper()
+        return upper, upper.isin(allowed)
+    return parse
+
+
+def boolean(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
+    lower = values.str.lower()
+    return lower == "true", lower.isin(("true", "false"))
+
+
+# --- file specifications ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FileSpec:
+    name: str
+    checks: tuple[Check, ...]
+    key: tuple[str, ...]
+    cross_checks: tuple[Callable[[pd.DataFrame], tuple[pd.Series, str, str]], ...] = ()
+
+    @property
+    def columns(self) -> list[str]:
+        return [check.column for check in self.checks]
+
+
+def _binding_unbound_at_matches_status(frame: pd.DataFrame) -> tuple[pd.Series, str, str]:
+    active = frame["status"] == "ACTIVE"
+    has_unbound = frame["unbound_at"].notna()
+    broken = (active & has_unbound) | (~active & ~has_unbound)
+    return broken, "unbound_at", "unbound_at must be empty while ACTIVE and set otherwise"
+
+
+INSTALLMENTS = FileSpec(
+    "installments.csv",
+    (
+        Check("loan_id", "loan_id is empty", non_empty),
+        Check("installment_no", "installment_no must be an integer >= 1", positive_integer),
+        Check("borrower_id", "borrower_id is empty", non_empty),
+        Check("due_date", "due_date must equal the business date", date_equal_to_business_date),
+        Check("amount_due", "amount_due must be a positive amount with at most 2 decimals",
+              amount_fen),
+        Check("currency", "currency must be CNY", one_of(("CNY",))),
+    ),
+    key=("loan_id", "installment_no"),
+)
+
+BINDINGS = FileSpec(
+    "bindings.csv",
+    (
+        Check("binding_id", "binding_id is empty", non_empty),
+        Check("loan_id", "loan_id is empty", non_empty),
+        Check("account_token", "account_token is empty", non_empty),
+        Check("card_no_masked", "", maybe_empty),
+        Check("bank_code", "", maybe_empty),
+        Check("status", "status must be ACTIVE, UNBOUND, REVOKED or EXPIRED",
+              one_of(BINDING_STATUSES)),
+        Check("bound_at", "bound_at must be a timestamp", timestamp),
+        Check("unbound_at", "unbound_at must be a timestamp or empty", optional_timestamp),
+    ),
+    key=("binding_id",),
+    cross_checks=(_binding_unbound_at_matches_status,),
+)
+
+INSTRUCTIONS = FileSpec(
+    "instructions.csv",
+    (
+        Check("instruction_id", "instruction_id is empty", non_empty),
+        Check("loan_id", "loan_id is empty", non_empty),
+        Check("installment_no", "installment_no must be an integer >= 1", positive_integer),
+        Check("gateway", "gateway is empty", non_empty),
+        Check("amount", "amount must be a positive amount with at most 2 decimals", amount_fen),
+        Check("created_at", "created_at must be a timestamp", timestamp),
+        Check("confirm_required", "confirm_required must be true or false", boolean),
+        Check("confirm_status",
+              "confirm_status must be CONFIRMED, PENDING, EXPIRED, FAILED or NOT_REQUIRED",
+              one_of(CONFIRM_STATUSES)),
+        Check("sent_at", "sent_at must be a timestamp or empty", optional_timestamp),
+    ),
+    key=("instruction_id",),
+)
+
+SETTLEMENT = FileSpec(
+    "settlement",
+    (
+        Check("gateway_txn_id", "gateway_txn_id is empty", non_empty),
+        Check("instruction_id", "instruction_id is empty", non_empty),
+        Check("amount", "amount must be a positive amount with at most 2 decimals", amount_fen),
+        Check("status", "status must be SUCCESS or FAILED", one_of(SETTLEMENT_STATUSES)),
+        Check("response_code", "", maybe_empty),
+        Check("response_msg", "", maybe_empty),
+        Check("txn_time", "txn_time must be a timestamp", timestamp),
+    ),
+    key=("gateway_txn_id",),
+)
+
+INCIDENTS = FileSpec(
+    "gateway_incidents.csv",
+    (
+        Check("gateway", "gateway is empty", non_empty),
+        Check("started_at", "started_at must be a timestamp", timestamp),
+        Check("ended_at", "ended_at must be a timestamp", timestamp),
+        Check("description", "", maybe_empty),
+    ),
+    key=(),
+)
+
+
+def missing_columns(raw: RawTable, spec: FileSpec) -> list[str]:
+    present = set(raw.frame.columns)
+    return [column for column in spec.columns if column not in present]
+
+
+def duplicated_columns(raw: RawTable, spec: FileSpec) -> list[str]:
+    names = list(raw.frame.columns)
+    return [column for column in spec.columns if names.count(column) > 1]
+
+
+def validate(raw: RawTable, spec: FileSpec, context: RuleContext) -> Validated:
+    """Apply `spec`'s rules to `raw`; the caller has checked the required columns are present."""
+    source = raw.frame[spec.columns]
+    typed: dict[str, pd.Series] = {}
+    first_failure = pd.Series(-1, index=source.index, dtype="int64")
+    reasons = [check.reason for check in spec.checks]
+    for position, check in enumerate(spec.checks):
+        parsed, ok = check.parse(source[check.column], context)
+        typed[check.column] = parsed
+        first_failure = first_failure.mask((first_failure < 0) & ~ok.to_numpy(bool), position)
+    typed_frame = pd.DataFrame(typed, index=source.index)
+    columns = spec.columns
+    for cross_check in spec.cross_checks:
+        broken, column, reason = cross_check(typed_frame)
+        position = len(reasons)
+        reasons.append(reason)
+        columns = columns + [column]
+        first_failure = first_failure.mask((first_failure < 0) & broken.to_numpy(bool), position)
+
+    failed = first_failure >= 0
+    rejects = _rejects_frame(raw, source, failed, first_failure, columns, reasons)
+    typed_frame["line"] = raw.lines
+    valid = typed_frame[~failed.to_numpy()]
+    valid, key_rejects, collapsed = resolve_duplicate_keys(valid, spec, raw.file)
+    all_rejects = pd.concat([raw.broken, rejects, key_rejects], ignore_index=True)
+    all_rejects = all_rejects.sort_values("line", kind="stable", ignore_index=True)
+    return Validated(raw.file, valid.reset_index(drop=True), all_rejects, raw.records, collapsed)
+
+
+def _rejects_frame(raw, source, failed, first_failure, columns, reasons) -> pd.DataFrame:
+    if not failed.any():
+        return empty_rejects()
+    positions = first_failure[failed].to_numpy()
+    column_names = np.asarray(columns, dtype=object)[positions]
+    values = [source.at[index, name] for index, name in zip(source.index[failed], column_names)]
+    return pd.DataFrame({
+        "file": raw.file,
+        "line": raw.lines[failed.to_numpy()],
+        "column": column_names,
+        "value": values,
+        "reason": np.asarray(reasons, dtype=object)[positions],
+    })
+
+
+def resolve_duplicate_keys(valid: pd.DataFrame, spec: FileSpec,
+                           file: str) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Collapse identical rows of one key; reject every row of a key seen with differing values.
+
+    Rows are compared by value, after parsing: `1234.5` and `1234.50` are the same amount.
+    """
+    if not spec.key or valid.empty:
+        return valid, empty_rejects(), 0
+    key = list(spec.key)
+    keyed = valid[spec.columns]
+    repeated_key = keyed.duplicated(subset=key, keep=False)
+    if not repeated_key.any():
+        return valid, empty_rejects(), 0
+    exact_repeat = keyed.duplicated(keep="first")
+    distinct = keyed[repeated_key & ~exact_repeat]
+    versions = distinct.groupby(key, sort=False, dropna=False).size()
+    conflicting_keys = versions[versions > 1].index
+    in_conflict = pd.Series(False, index=keyed.index)
+    if len(conflicting_keys):
+        key_index = pd.MultiIndex.from_frame(keyed[key]) if len(key) > 1 else pd.Index(keyed[key[0]])
+        in_conflict = pd.Series(key_index.isin(conflicting_keys), index=keyed.index)
+    collapsed_rows = exact_repeat & ~in_conflict
+    rejected = valid[in_conflict]
+    rejects = pd.DataFrame({
+        "file": file,
+        "line": rejected["line"].to_numpy(),
+        "column": "/".join(key),
+        "value": keyed.loc[rejected.index, key].astype(str).agg("/".join, axis=1).to_numpy()
+        if len(rejected) else [],
+        "reason": f"{'/'.join(key)} appears on several rows with different values",
+    }) if len(rejected) else empty_rejects()
+    kept = valid[~in_conflict & ~collapsed_rows]
+    return kept, rejects, int(collapsed_rows.sum())
