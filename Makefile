@@ -1,0 +1,31 @@
+# Two commands from a fresh clone: `make sample` runs the job on fixtures/, `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: setup sample test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# Run the job on both sample days into ./sample-out (SQLite file sample-out/recon.db, no server).
+sample: setup
+	@mkdir -p sample-out
+	-$(BIN)/recon run --from 2026-11-27 --to 2026-11-28 --inbox fixtures/inbox --out sample-out \
+		--db sqlite:///sample-out/recon.db; echo "recon exit code: $$? (4 = a settlement file has not arrived, as in the sample)"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python -m tests.bench.run
+
+clean:
+	rm -rf sample-out .pytest_cache
