@@ -334,7 +334,10 @@ def evidence(rows: pd.DataFrame, due: pd.Series, settled: pd.Series, business_da
              tz: ZoneInfo) -> pd.Series:
     """One plain sentence per row saying why it got its status and root cause."""
     sent_at = fmt_local(rows["deciding_sent_at"], tz)
-    via = sent_at + " via " + rows["deciding_gateway"].fillna("")
+    # "last attempt" unless a later attempt succeeded and the deciding one is an earlier failure.
+    which = pd.Series("last attempt ", index=rows.index, dtype="str").where(
+        rows["deciding_sent_at"] >= rows["last_attempt_at"], "latest unsuccessful attempt ")
+    via = which + sent_at + " via " + rows["deciding_gateway"].fillna("")
     created = fmt_local(rows["latest_created_at"], tz)
     latest_id = rows["latest_instruction_id"].fillna("")
     day = business_date.isoformat()
@@ -347,15 +350,15 @@ def evidence(rows: pd.DataFrame, due: pd.Series, settled: pd.Series, business_da
         (rows["status"] == Status.OVERPAID.value,
          "settled " + settled + " against " + due + " due: more was debited than owed"),
         (cause == R.SETTLEMENT_PENDING.value,
-         "last attempt " + via + " awaits the settlement file of "
+         via + " awaits the settlement file of "
          + rows["deciding_gateway"].fillna("") + ", which has not arrived"),
         (failed_with_code,
-         "last attempt " + via + " failed " + code.where(code.str.len() > 0, "(no code)")),
+         via + " failed " + code.where(code.str.len() > 0, "(no code)")),
         (cause == R.GATEWAY_OUTAGE.value,
-         "last attempt " + via + " has no settlement record and was sent during incident: "
+         via + " has no settlement record and was sent during incident: "
          + rows["incident"].fillna("")),
         (cause == R.NO_SETTLEMENT_RECORD.value,
-         "last attempt " + via + " has no row in the arrived settlement file"),
+         via + " has no row in the arrived settlement file"),
         (cause == R.INSTRUCTION_NOT_CONFIRMED.value,
          "instruction " + latest_id + " needs the borrower's confirmation and was never sent"),
         ((cause == R.CARD_UNBOUND.value) & (rows["rule"] == "2"),

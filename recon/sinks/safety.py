@@ -56,7 +56,7 @@ def safe_frame(frame: pd.DataFrame, free_text: list[str]) -> pd.DataFrame:
     """Every column as text, formula-safe; `free_text` columns also card-masked."""
     safe = frame.copy()
     for column in safe.columns:
-        text = safe[column].fillna("").astype("str")
+        text = safe[column].astype("str").fillna("")
         if column in free_text:
             text = mask_cards(text)
         safe[column] = defuse_formulas(text)

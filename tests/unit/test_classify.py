@@ -1,0 +1,417 @@
+"""CONTRACT section 3, one test per rule, each with the smallest day that shows it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+
+from recon.classify import classify, exception_report
+from recon.codes import CodeMap
+
+D = dt.date(2026, 11, 27)
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def ts(text: str | None) -> pd.Timestamp:
+    if text is None:
+        return pd.NaT
+    return pd.Timestamp(text, tz=TZ).tz_convert("UTC")
+
+
+class Day:
+    """A tiny business day built row by row, classified with `decide()`."""
+
+    def __init__(self) -> None:
+        self.installments: list[dict] = []
+        self.bindings: list[dict] = []
+        self.instructions: list[dict] = []
+        self.settlements: list[dict] = []
+        self.incidents: list[dict] = []
+        self.arrived = {"UNIONPAY", "CNAPS_DD"}
+        self.schemes = {"UNIONPAY": "iso8583", "CNAPS_DD": "iso20022"}
+
+    def installment(self, loan="L1", no=1, due="100.00"):
+        self.installments.append({"loan_id": loan, "installment_no": no, "borrower_id": "B" + loan,
+                                  "amount_due": fen(due), "line": len(self.installments) + 2})
+        return self
+
+    def binding(self, loan="L1", bound="2026-01-01 00:00:00", unbound=None, card="622202******1234"):
+        self.bindings.append({"binding_id": f"b{len(self.bindings)}", "loan_id": loan,
+                              "card_no_masked": card, "bound_at": ts(bound),
+                              "unbound_at": ts(unbound)})
+        return self
+
+    def instruction(self, iid, loan="L1", no=1, gateway="UNIONPAY", sent="2026-11-27 09:00:00",
+                    created="2026-11-27 08:00:00", confirm_required=False,
+                    confirm_status="NOT_REQUIRED"):
+        self.instructions.append({"instruction_id": iid, "loan_id": loan, "installment_no": no,
+                                  "gateway": gateway, "amount": 10000, "created_at": ts(created),
+                                  "confirm_required": confirm_required,
+                                  "confirm_status": confirm_status, "sent_at": ts(sent)})
+        return self
+
+    def settlement(self, iid, status="SUCCESS", amount="100.00", code="00", gateway="UNIONPAY",
+                   at="2026-11-27 09:01:00", txn=None, msg=""):
+        self.settlements.append({
+            "gateway_txn_id": txn or f"T{len(self.settlements)}", "instruction_id": iid,
+            "amount": fen(amount), "status": status, "response_code": code, "response_msg": msg,
+            "txn_time": ts(at), "line": len(self.settlements) + 2, "gateway": gateway,
+            "scheme": self.schemes.get(gateway, "iso8583"), "file": f"settlement_{gateway}.csv"})
+        return self
+
+    def incident(self, gateway, start, end, description="outage"):
+        self.incidents.append({"gateway": gateway, "started_at": ts(start), "ended_at": ts(end),
+                               "description": description})
+        return self
+
+    def decide(self, codes: CodeMap | None = None):
+        frames = {
+            "installments": _frame(self.installments, ["loan_id", "installment_no", "borrower_id",
+                                                       "amount_due", "line"]),
+            "bindings": _frame(self.bindings, ["binding_id", "loan_id", "card_no_masked",
+                                               "bound_at", "unbound_at"]),
+            "instructions": _frame(self.instructions, [
+                "instruction_id", "loan_id", "installment_no", "gateway", "amount", "created_at",
+                "confirm_required", "confirm_status", "sent_at"]),
+            "settlements": _frame(self.settlements, [
+                "gateway_txn_id", "instruction_id", "amount", "status", "response_code",
+                "response_msg", "txn_time", "line", "gateway", "scheme", "file"]),
+            "incidents": _frame(self.incidents, ["gateway", "started_at", "ended_at",
+                                                 "description"]),
+        }
+        return classify(**frames, arrived_gateways=self.arrived, codes=codes or CodeMap(),
+                        business_date=D, tz=TZ)
+
+    def outcome(self, loan="L1", no=1, codes: CodeMap | None = None) -> tuple[str, str]:
+        outcomes = self.decide(codes).outcomes.set_index(["loan_id", "installment_no"])
+        row = outcomes.loc[(loan, no)]
+        return row["status"], row["root_cause"]
+
+
+TYPES = {"installment_no": "int64", "amount_due": "int64", "amount": "int64", "line": "int64",
+         "confirm_required": "bool"}
+TIMES = {"bound_at", "unbound_at", "created_at", "sent_at", "txn_time", "started_at", "ended_at"}
+
+
+def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in columns:
+        if column in TIMES:
+            frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ns, UTC]")
+        elif column in TYPES:
+            frame[column] = frame[column].astype(TYPES[column])
+        else:
+            frame[column] = frame[column].astype("str")
+    return frame
+
+
+def fen(yuan: str) -> int:
+    whole, _, cents = yuan.partition(".")
+    return int(whole) * 100 + int((cents + "00")[:2])
+
+
+# --- status -----------------------------------------------------------------------------------
+
+def test_paid_when_settled_equals_amount_due_and_root_cause_is_empty():
+    day = Day().installment(due="100.00").binding().instruction("I1").settlement("I1")
+    assert day.outcome() == ("paid", "")
+
+
+def test_overpaid_when_settled_exceeds_amount_due_even_with_a_failed_retry():
+    day = (Day().installment(due="100.00").binding()
+           .instruction("I1").settlement("I1", amount="100.00")
+           .instruction("I2", sent="2026-11-27 10:00:00").settlement("I2", amount="5.00")
+           .instruction("I3", sent="2026-11-27 11:00:00")
+           .settlement("I3", status="FAILED", code="51"))
+    assert day.outcome() == ("overpaid", "")
+
+
+def test_pending_outranks_partially_paid_when_the_cause_is_settlement_pending():
+    day = (Day().installment(due="100.00").binding()
+           .instruction("I1").settlement("I1", amount="40.00")
+           .instruction("I2", gateway="BAOFU", sent="2026-11-27 10:00:00"))
+    assert day.outcome() == ("pending", "settlement_pending")
+
+
+def test_partially_paid_when_something_but_not_all_was_settled():
+    day = (Day().installment(due="100.00").binding()
+           .instruction("I1").settlement("I1", amount="40.00")
+           .instruction("I2", sent="2026-11-27 10:00:00")
+           .settlement("I2", status="FAILED", code="51"))
+    assert day.outcome() == ("partially_paid", "insufficient_balance")
+
+
+def test_unpaid_when_nothing_was_settled():
+    day = Day().installment().binding().instruction("I1").settlement("I1", status="FAILED",
+                                                                       code="62")
+    assert day.outcome() == ("unpaid", "account_frozen")
+
+
+def test_settled_sums_success_rows_of_every_instruction_of_the_installment():
+    day = (Day().installment(due="100.00").binding()
+           .instruction("I1").settlement("I1", amount="30.00")
+           .instruction("I2", sent="2026-11-27 10:00:00").settlement("I2", amount="70.00"))
+    outcomes = day.decide().outcomes
+    assert outcomes.loc[0, "amount_settled"] == 10000
+    assert day.outcome() == ("paid", "")
+
+
+def test_success_rows_of_a_file_that_has_not_arrived_do_not_count():
+    day = Day().installment().binding().instruction("I1", gateway="BAOFU")
+    day.arrived = {"UNIONPAY"}  # BAOFU rows are never handed to classify when not arrived
+    assert day.outcome() == ("pending", "settlement_pending")
+
+
+# --- rule 1: sent attempts that did not succeed -------------------------------------------------
+
+def test_rule1_deciding_attempt_is_the_latest_unsucceeded_by_sent_at():
+    day = (Day().installment().binding()
+           .instruction("I9", sent="2026-11-27 09:00:00").settlement("I9", status="FAILED", code="62")
+           .instruction("I1", sent="2026-11-27 10:00:00").settlement("I1", status="FAILED", code="51"))
+    assert day.outcome() == ("unpaid", "insufficient_balance")
+
+
+def test_rule1_sent_at_tie_goes_to_the_greatest_instruction_id():
+    day = (Day().installment().binding()
+           .instruction("00000000000000000002").settlement("00000000000000000002", status="FAILED",
+                                                           code="62")
+           .instruction("00000000000000000001").settlement("00000000000000000001", status="FAILED",
+                                                           code="51"))
+    assert day.outcome() == ("unpaid", "account_frozen")
+
+
+def test_rule1_a_succeeded_attempt_is_never_the_deciding_one():
+    day = (Day().installment(due="100.00").binding()
+           .instruction("I1", sent="2026-11-27 09:00:00")
+           .settlement("I1", status="FAILED", code="51")
+           .instruction("I2", sent="2026-11-27 10:00:00").settlement("I2", amount="60.00"))
+    assert day.outcome() == ("partially_paid", "insufficient_balance")
+
+
+def test_rule1_settlement_pending_when_the_deciding_gateway_file_has_not_arrived():
+    day = Day().installment().binding().instruction("I1", gateway="BAOFU")
+    assert day.outcome() == ("pending", "settlement_pending")
+
+
+def test_rule1_pending_file_wins_over_a_failed_row_elsewhere():
+    day = (Day().installment().binding().instruction("I1", gateway="BAOFU")
+           .settlement("I1", status="FAILED", code="51", gateway="UNIONPAY"))
+    assert day.outcome() == ("pending", "settlement_pending")
+
+
+def test_rule1_latest_failed_row_by_txn_time_decides():
+    day = (Day().installment().binding().instruction("I1")
+           .settlement("I1", status="FAILED", code="62", at="2026-11-27 09:05:00")
+           .settlement("I1", status="FAILED", code="14", at="2026-11-27 09:10:00")
+           .settlement("I1", status="FAILED", code="51", at="2026-11-27 09:01:00"))
+    assert day.outcome() == ("unpaid", "account_closed")
+
+
+def test_rule1_a_code_not_in_the_map_is_unclassified():
+    day = Day().installment().binding().instruction("I1").settlement("I1", status="FAILED",
+                                                                       code="N7")
+    assert day.outcome() == ("unpaid", "unclassified")
+
+
+def test_rule1_code_is_read_in_the_scheme_of_its_file():
+    # 51 means insufficient balance in iso8583, nothing in iso20022.
+    day = (Day().installment().binding().instruction("I1", gateway="CNAPS_DD")
+           .settlement("I1", status="FAILED", code="51", gateway="CNAPS_DD"))
+    assert day.outcome() == ("unpaid", "unclassified")
+
+
+def test_rule1_codes_are_compared_trimmed_and_case_insensitively():
+    day = (Day().installment().binding().instruction("I1", gateway="CNAPS_DD")
+           .settlement("I1", status="FAILED", code=" am04 ", gateway="CNAPS_DD"))
+    assert day.outcome() == ("unpaid", "insufficient_balance")
+
+
+def test_rule1_gateway_outage_when_no_row_and_sent_during_an_incident():
+    day = (Day().installment().binding().instruction("I1", sent="2026-11-27 10:30:00")
+           .incident("UNIONPAY", "2026-11-27 10:00:00", "2026-11-27 10:30:00"))
+    assert day.outcome() == ("unpaid", "gateway_outage")
+
+
+def test_rule1_incident_window_includes_its_start():
+    day = (Day().installment().binding().instruction("I1", sent="2026-11-27 10:00:00")
+           .incident("UNIONPAY", "2026-11-27 10:00:00", "2026-11-27 10:30:00"))
+    assert day.outcome() == ("unpaid", "gateway_outage")
+
+
+def test_rule1_incident_of_another_gateway_does_not_count():
+    day = (Day().installment().binding().instruction("I1", sent="2026-11-27 10:10:00")
+           .incident("CNAPS_DD", "2026-11-27 10:00:00", "2026-11-27 10:30:00"))
+    assert day.outcome() == ("unpaid", "no_settlement_record")
+
+
+def test_rule1_no_settlement_record_just_after_an_incident():
+    day = (Day().installment().binding().instruction("I1", sent="2026-11-27 10:30:01")
+           .incident("UNIONPAY", "2026-11-27 10:00:00", "2026-11-27 10:30:00"))
+    assert day.outcome() == ("unpaid", "no_settlement_record")
+
+
+def test_rule1_failed_row_wins_over_an_incident():
+    day = (Day().installment().binding().instruction("I1", sent="2026-11-27 10:10:00")
+           .settlement("I1", status="FAILED", code="51")
+           .incident("UNIONPAY", "2026-11-27 10:00:00", "2026-11-27 10:30:00"))
+    assert day.outcome() == ("unpaid", "insufficient_balance")
+
+
+def test_rule1_gateway_ids_match_case_insensitively():
+    day = Day().installment().binding().instruction("I1", gateway="UnionPay").settlement(
+        "I1", status="FAILED", code="51")
+    assert day.outcome() == ("unpaid", "insufficient_balance")
+
+
+# --- rule 2: instructions, none sent -------------------------------------------------------------
+
+def test_rule2_instruction_not_confirmed_when_confirmation_required_and_not_confirmed():
+    day = Day().installment().binding().instruction("I1", sent=None, confirm_required=True,
+                                                    confirm_status="PENDING")
+    assert day.outcome() == ("unpaid", "instruction_not_confirmed")
+
+
+def test_rule2_not_confirmed_outranks_card_unbound():
+    day = Day().installment().instruction("I1", sent=None, confirm_required=True,
+                                          confirm_status="EXPIRED")
+    assert day.outcome() == ("unpaid", "instruction_not_confirmed")
+
+
+def test_rule2_confirmed_instruction_with_no_binding_at_creation_is_card_unbound():
+    day = (Day().installment()
+           .binding(bound="2026-01-01 00:00:00", unbound="2026-11-27 07:59:59")
+           .binding(bound="2026-11-27 08:00:01")
+           .instruction("I1", sent=None, created="2026-11-27 08:00:00", confirm_required=True,
+                        confirm_status="CONFIRMED"))
+    assert day.outcome() == ("unpaid", "card_unbound")
+
+
+def test_rule2_binding_active_at_creation_means_not_instructed():
+    day = (Day().installment().binding(bound="2026-11-27 07:00:00")
+           .instruction("I1", sent=None, created="2026-11-27 08:00:00"))
+    assert day.outcome() == ("unpaid", "not_instructed")
+
+
+def test_rule2_binding_unbound_exactly_at_creation_is_not_active():
+    day = (Day().installment()
+           .binding(bound="2026-01-01 00:00:00", unbound="2026-11-27 08:00:00")
+           .instruction("I1", sent=None, created="2026-11-27 08:00:00"))
+    assert day.outcome() == ("unpaid", "card_unbound")
+
+
+def test_rule2_latest_unsent_instruction_decides_the_binding_check():
+    day = (Day().installment()
+           .binding(bound="2026-01-01 00:00:00", unbound="2026-11-27 09:00:00")
+           .instruction("I1", sent=None, created="2026-11-27 08:00:00")
+           .instruction("I2", sent=None, created="2026-11-27 10:00:00"))
+    assert day.outcome() == ("unpaid", "card_unbound")
+
+
+def test_rule2_does_not_apply_when_any_attempt_was_sent():
+    # The sent attempt succeeded in part; the unsent unconfirmed retry does not make it rule 2.
+    day = (Day().installment(due="100.00").binding()
+           .instruction("I1").settlement("I1", amount="50.00")
+           .instruction("I2", sent=None, confirm_required=True, confirm_status="PENDING"))
+    assert day.outcome() == ("partially_paid", "unclassified")
+
+
+# --- rule 3: no instruction ---------------------------------------------------------------------
+
+def test_rule3_no_instruction_and_no_binding_is_card_unbound():
+    assert Day().installment().outcome() == ("unpaid", "card_unbound")
+
+
+def test_rule3_binding_unbound_exactly_at_day_start_is_not_active():
+    day = Day().installment().binding(unbound="2026-11-27 00:00:00")
+    assert day.outcome() == ("unpaid", "card_unbound")
+
+
+def test_rule3_binding_bound_exactly_at_day_start_is_active():
+    day = Day().installment().binding(bound="2026-11-27 00:00:00")
+    assert day.outcome() == ("unpaid", "not_instructed")
+
+
+def test_rule3_binding_bound_during_the_day_is_not_active_at_day_start():
+    day = Day().installment().binding(bound="2026-11-27 00:00:01")
+    assert day.outcome() == ("unpaid", "card_unbound")
+
+
+def test_rule3_binding_of_another_loan_does_not_count():
+    day = Day().installment(loan="L1").binding(loan="L2")
+    assert day.outcome() == ("unpaid", "card_unbound")
+
+
+def test_rule3_bound_and_never_instructed_is_not_instructed():
+    day = Day().installment().binding(unbound="2026-11-27 00:00:01")
+    assert day.outcome() == ("unpaid", "not_instructed")
+
+
+# --- rule 4 -------------------------------------------------------------------------------------
+
+def test_rule4_all_attempts_succeeded_yet_short_is_unclassified():
+    day = Day().installment(due="100.00").binding().instruction("I1").settlement("I1",
+                                                                                 amount="99.99")
+    assert day.outcome() == ("partially_paid", "unclassified")
+
+
+# --- settlement-side exceptions ------------------------------------------------------------------
+
+def test_orphan_settlement_is_a_success_row_matching_no_instruction():
+    day = (Day().installment().binding().instruction("I1").settlement("I1")
+           .settlement("NOPE", txn="TX9").settlement("NOPE2", status="FAILED", code="51"))
+    exceptions = day.decide().settlement_exceptions
+    assert exceptions[["gateway_txn_id", "kind"]].values.tolist() == [["TX9", "orphan_settlement"]]
+
+
+def test_duplicate_debit_lists_each_extra_success_row_and_settled_counts_all():
+    day = (Day().installment(due="100.00").binding().instruction("I1")
+           .settlement("I1", txn="A", at="2026-11-27 09:01:00")
+           .settlement("I1", txn="C", at="2026-11-27 09:03:00")
+           .settlement("I1", txn="B", at="2026-11-27 09:02:00"))
+    decisions = day.decide()
+    exceptions = decisions.settlement_exceptions
+    assert sorted(exceptions["gateway_txn_id"]) == ["B", "C"]
+    assert set(exceptions["kind"]) == {"duplicate_debit"}
+    assert decisions.outcomes.loc[0, "amount_settled"] == 30000
+    assert day.outcome() == ("overpaid", "")
+
+
+# --- the exception report -------------------------------------------------------------------------
+
+def test_exception_report_has_every_non_paid_installment_with_its_evidence():
+    day = (Day().installment("L1").binding("L1").instruction("I1", loan="L1").settlement("I1")
+           .installment("L2").binding("L2")
+           .instruction("I2", loan="L2", sent="2026-11-27 09:14:03")
+           .settlement("I2", status="FAILED", code="51", msg="余额不足, 请充值"))
+    decisions = day.decide()
+    bindings = _frame([{"loan_id": "L2", "card_no_masked": "622202******1234",
+                        "bound_at": ts("2026-01-01 00:00:00"), "unbound_at": pd.NaT}],
+                      ["loan_id", "card_no_masked", "bound_at", "unbound_at"])
+    report = exception_report(decisions.outcomes, bindings, D, TZ)
+    assert report["loan_id"].tolist() == ["L2"]
+    row = report.iloc[0]
+    assert row["root_cause_zh"] == "余额不足"
+    assert row["amount_outstanding"] == "100.00"
+    assert row["attempts"] == "1"
+    assert row["last_attempt_at"] == "2026-11-27 09:14:03"
+    assert row["card_no_masked"] == "622202******1234"
+    assert row["suggested_action"] == "SMS reminder; retry after payday"
+    assert row["evidence"] == "last attempt 2026-11-27 09:14:03 via UNIONPAY failed 51"
+
+
+@pytest.mark.parametrize("cause_day, sentence_start", [
+    (lambda: Day().installment(), "no debit instruction and no card binding active"),
+    (lambda: Day().installment().binding(), "no debit instruction although a card binding"),
+    (lambda: Day().installment().binding().instruction("I1", gateway="BAOFU"),
+     "last attempt 2026-11-27 09:00:00 via BAOFU awaits the settlement file"),
+    (lambda: Day().installment().binding().instruction("I1"),
+     "last attempt 2026-11-27 09:00:00 via UNIONPAY has no row"),
+], ids=["card_unbound", "not_instructed", "settlement_pending", "no_settlement_record"])
+def test_every_exception_row_gets_an_evidence_sentence(cause_day, sentence_start):
+    decisions = cause_day().decide()
+    no_bindings = _frame([], ["loan_id", "card_no_masked", "bound_at", "unbound_at"])
+    report = exception_report(decisions.outcomes, no_bindings, D, TZ)
+    assert report.loc[0, "evidence"].startswith(sentence_start)
