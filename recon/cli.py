@@ -80,8 +80,10 @@ def main() -> None:
               help="Share of rejected rows above which a file refuses the run (default 0.01).")
 @click.option("--wait", "lock_wait_seconds", type=click.FloatRange(0), metavar="SECONDS",
               help="Wait this long for another run of the same date instead of exiting 5.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Run the dates of a range in this many worker processes.")
 @click.option("-v", "--verbose", is_flag=True, help="Log each step to stderr.")
-def run_command(date_, date_from, date_to, verbose, **options) -> None:
+def run_command(date_, date_from, date_to, jobs, verbose, **options) -> None:
     """Reconcile one business date, or each date of a range.
 
     Example: recon run --date 2026-11-27 --inbox fixtures/inbox --out out
@@ -89,7 +91,10 @@ def run_command(date_, date_from, date_to, verbose, **options) -> None:
     setup_logging(verbose)
     settings = build_settings(**options)
     dates = dates_to_run(date_, date_from, date_to, settings)
-    codes = [run_one(day, settings) for day in dates]
+    if jobs > 1 and len(dates) > 1:
+        codes = run_parallel(dates, settings, jobs, verbose)
+    else:
+        codes = [run_one(day, settings) for day in dates]
     sys.exit(worst(codes))
 
 
@@ -109,20 +114,57 @@ def dates_to_run(date_, date_from, date_to, settings: Settings) -> list[dt.date]
 
 def run_one(day: dt.date, settings: Settings) -> int:
     """Run one date; print its summary; return its exit code. Never raises."""
+    code, out, err = run_date(day, settings)
+    if err:
+        click.echo(err, err=True)
+    if out:
+        click.echo(out)
+    return code
+
+
+def run_date(day: dt.date, settings: Settings) -> tuple[int, str, str]:
+    """Run one date and return (exit code, summary for stdout, message for stderr)."""
     try:
         report = pipeline.run(day, settings)
     except ReconError as error:
-        click.echo(f"recon {day}: {error}", err=True)
-        return error.exit_code
+        return error.exit_code, "", f"recon {day}: {error}"
     except Exception:
-        click.echo(f"recon {day}: internal error (a bug; nothing was written for this date):",
-                   err=True)
-        traceback.print_exc()
-        return ExitCode.INTERNAL
+        return (ExitCode.INTERNAL, "", f"recon {day}: internal error (a bug; nothing was written "
+                f"for this date):\n{traceback.format_exc().rstrip()}")
+    err = ""
     if report.exit_code == ExitCode.INPUT_REFUSED:
-        click.echo(f"recon {day}: input refused, nothing written: {report.message}", err=True)
-    click.echo(render_summary(report))
-    return report.exit_code
+        err = f"recon {day}: input refused, nothing written: {report.message}"
+    return report.exit_code, render_summary(report), err
+
+
+def _run_date_in_worker(day: dt.date, settings: Settings, verbose: bool) -> tuple[int, str, str]:
+    setup_logging(verbose)
+    return run_date(day, settings)
+
+
+def run_parallel(dates: list[dt.date], settings: Settings, jobs: int, verbose: bool) -> list[int]:
+    """Run the dates in `jobs` worker processes; each date is still locked and atomic on its own.
+
+    Workers are spawned, not forked: pyarrow's thread pools do not survive a fork.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    codes = []
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = [pool.submit(_run_date_in_worker, day, settings, verbose) for day in dates]
+        for day, future in zip(dates, futures):
+            try:
+                code, out, err = future.result()
+            except Exception as exc:  # a worker died: count it as an internal error of its date
+                code, out, err = ExitCode.INTERNAL, "", f"recon {day}: worker failed: {exc!r}"
+            if err:
+                click.echo(err, err=True)
+            if out:
+                click.echo(out)
+            codes.append(code)
+    return codes
 
 
 @main.group("db")
