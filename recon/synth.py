@@ -1035,7 +1035,10 @@ def generate_day(business_date: dt.date, installments: int, out_dir: pathlib.Pat
             if isinstance(k, list):
                 r1 = irow()
                 r2 = r1 | {"amount_due": _fmt_amount(int(_u(rng, 30000, 900000, 1)[0]) + 1)}
-                f.bad += [(r1, "loan_id", "same key, different values"), (r2, "loan_id", "same key, different values")]
+                key = "loan_id/installment_no"
+                for r in (r1, r2):
+                    r[key] = f"{r['loan_id']}/{r['installment_no']}"  # the value reported for the composite key
+                    f.bad.append((r, key, "same key, different values"))
             else:
                 f.bad.append((irow(**k[1]), k[0], k[2]))
         f.dups = [int(_u(rng, 0, n - 1, 1)[0])]
