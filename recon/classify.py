@@ -12,12 +12,16 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from recon.codes import CodeMap, normalise_code
-from recon.contract import ROOT_CAUSE_ZH, SUGGESTED_ACTION, RootCause, SettlementExceptionKind, Status
+from recon.codes import CodeMap
+from recon.contract import (ROOT_CAUSE_ZH, SUGGESTED_ACTION, RootCause, SettlementExceptionKind,
+                            Status)
 
 KEY = ["loan_id", "installment_no"]
 R = RootCause
+NO_ROW = -1
 
 
 @dataclass
@@ -30,99 +34,240 @@ def day_start_utc(business_date: dt.date, tz: ZoneInfo) -> pd.Timestamp:
     return pd.Timestamp(dt.datetime.combine(business_date, dt.time(0), tzinfo=tz)).tz_convert("UTC")
 
 
+# --- integer codes ------------------------------------------------------------------------------
+# Ids stay strings in every output, but joining, sorting and grouping millions of strings is slow.
+# Each id space is dictionary-encoded once; the rules then work on integer positions.
+
+def shared_codes(*columns: pd.Series) -> list[np.ndarray]:
+    """Integer codes of `columns` over one shared dictionary (first appearance order)."""
+    chunks = [pa.array(column, type=pa.string()) for column in columns]
+    encoded = pc.dictionary_encode(pa.chunked_array(chunks, type=pa.string()))
+    indices = np.concatenate([chunk.indices.to_numpy(zero_copy_only=False)
+                              for chunk in encoded.chunks]) if encoded.num_chunks else \
+        np.zeros(0, dtype=np.int32)
+    indices = indices.astype(np.int64)
+    bounds = np.cumsum([0] + [len(column) for column in columns])
+    return [indices[bounds[i]:bounds[i + 1]] for i in range(len(columns))]
+
+
+def installment_keys(loan_codes: np.ndarray, installment_no: pd.Series) -> np.ndarray:
+    return (loan_codes << 32) | installment_no.to_numpy(np.int64)
+
+
+def nanos(moments: pd.Series) -> np.ndarray:
+    """UTC timestamps as int64 nanoseconds; missing ones as the smallest int64 (sorts first)."""
+    return moments.to_numpy("datetime64[ns]", na_value=np.datetime64("NaT")).view(np.int64)
+
+
+def latest_per_group(groups: np.ndarray, times: np.ndarray, tie_ids: pd.Series) -> np.ndarray:
+    """Row positions of the last row of each group by `times`; ties go to the greatest id (text).
+
+    `groups` < 0 are ignored. Sorting is done on integers; only tied rows compare their ids.
+    """
+    rows = np.flatnonzero(groups >= 0)
+    if rows.size == 0:
+        return rows
+    order = rows[np.lexsort((times[rows], groups[rows]))]
+    group_sorted, time_sorted = groups[order], times[order]
+    is_last = np.ones(order.size, dtype=bool)
+    is_last[:-1] = group_sorted[1:] != group_sorted[:-1]
+    last = order[is_last]
+    same_as_previous = np.zeros(order.size, dtype=bool)
+    same_as_previous[1:] = (group_sorted[1:] == group_sorted[:-1]) & \
+        (time_sorted[1:] == time_sorted[:-1])
+    if not same_as_previous[is_last].any():
+        return last
+    tied_groups = group_sorted[is_last & same_as_previous]
+    winner_time = pd.Series(times[last], index=groups[last])
+    tied = rows[np.isin(groups[rows], tied_groups)]
+    tied = tied[times[tied] == winner_time.loc[groups[tied]].to_numpy()]
+    candidates = pd.DataFrame({"group": groups[tied], "id": tie_ids.to_numpy()[tied],
+                               "row": tied}).sort_values(["group", "id"])
+    winners = candidates.drop_duplicates("group", keep="last").set_index("group")["row"]
+    untied = last[~np.isin(groups[last], tied_groups)]
+    return np.sort(np.concatenate([untied, winners.to_numpy()]))
+
+
+def isin(values: pd.Series, allowed) -> np.ndarray:
+    """`values.isin(allowed)` through Arrow (pandas 3's string isin is slow on large inputs)."""
+    value_set = pa.array(list(allowed) if isinstance(allowed, (set, frozenset)) else allowed,
+                         type=pa.string())
+    return pc.is_in(pa.array(values, type=pa.string()), value_set=value_set).to_numpy(
+        zero_copy_only=False)
+
+
 def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: pd.DataFrame,
              settlements: pd.DataFrame, incidents: pd.DataFrame, arrived_gateways: set[str],
              codes: CodeMap, business_date: dt.date, tz: ZoneInfo) -> Decisions:
     """Decide every installment of `business_date` from validated inputs."""
-    success_rows = settlements[settlements["status"] == "SUCCESS"]
-    debits, exceptions = settlement_exceptions(success_rows, instructions, business_date)
-    settled = settled_per_installment(debits, instructions)
+    n_installments, n_instructions = len(installments), len(instructions)
+    loan_of_installment, loan_of_instruction, loan_of_binding = shared_codes(
+        installments["loan_id"], instructions["loan_id"], bindings["loan_id"])
+    installment_index = pd.Index(installment_keys(loan_of_installment,
+                                                  installments["installment_no"]))
+    # Instruction -> row of its installment (NO_ROW when nothing of D is due for it).
+    installment_of = installment_index.get_indexer(
+        installment_keys(loan_of_instruction, instructions["installment_no"]))
+    # Settlement row -> row of its instruction. instruction_id is unique among valid
+    # instructions, so an id's code is the instruction's row when the code is below their count.
+    instruction_codes, settlement_codes = shared_codes(instructions["instruction_id"],
+                                                       settlements["instruction_id"])
+    instruction_of = np.where(settlement_codes < n_instructions, settlement_codes, NO_ROW)
+    instruction_row_of_code = np.full(max(n_instructions, 1), NO_ROW, dtype=np.int64)
+    instruction_row_of_code[instruction_codes] = np.arange(n_instructions)
+    instruction_of = np.where(instruction_of >= 0,
+                              instruction_row_of_code[np.maximum(instruction_of, 0)], NO_ROW)
 
-    sent = instructions[instructions["sent_at"].notna()]
-    succeeded_ids = debits["instruction_id"].unique()
-    attempts = sent.groupby(KEY, sort=False).agg(
-        attempts=("instruction_id", "size"), last_attempt_at=("sent_at", "max"))
-    last_sent = latest(sent, ["sent_at", "instruction_id"])[KEY + ["gateway"]].rename(
-        columns={"gateway": "last_sent_gateway"})
+    is_success = (settlements["status"] == "SUCCESS").to_numpy(bool)
+    debits = is_success & (instruction_of >= 0)
+    exceptions = settlement_exceptions(settlements, is_success, instruction_of, business_date)
 
-    deciding = deciding_attempts(sent, succeeded_ids)
-    deciding = explain_deciding_attempts(deciding, settlements, incidents, arrived_gateways, codes)
+    # settled: every SUCCESS amount of the installment's instructions (integer fen).
+    debit_installment = installment_of[instruction_of[debits]]
+    counted = debit_installment >= 0
+    settled = np.zeros(n_installments, dtype=np.int64)
+    np.add.at(settled, debit_installment[counted],
+              settlements["amount"].to_numpy(np.int64)[debits][counted])
 
-    day_start = day_start_utc(business_date, tz)
-    unsent = unsent_instruction_facts(instructions, sent, bindings)
+    succeeded = np.zeros(n_instructions, dtype=bool)
+    succeeded[instruction_of[debits]] = True
+    sent_ns = nanos(instructions["sent_at"])
+    is_sent = instructions["sent_at"].notna().to_numpy() & (installment_of >= 0)
+    attempts = np.bincount(installment_of[is_sent], minlength=n_installments)
+    last_attempt_ns = np.full(n_installments, np.iinfo(np.int64).min)
+    np.maximum.at(last_attempt_ns, installment_of[is_sent], sent_ns[is_sent])
+    latest_sent = latest_per_group(np.where(is_sent, installment_of, NO_ROW), sent_ns,
+                                   instructions["instruction_id"])
 
-    frame = installments[KEY + ["borrower_id", "amount_due", "line"]].copy()
-    frame = frame.merge(settled, on=KEY, how="left")
-    frame["amount_settled"] = frame["amount_settled"].fillna(0).astype("int64")
-    frame = frame.merge(attempts, on=KEY, how="left")
-    frame["attempts"] = frame["attempts"].fillna(0).astype("int64")
-    frame = frame.merge(last_sent, on=KEY, how="left")
-    frame = frame.merge(deciding, on=KEY, how="left")
-    frame = frame.merge(unsent, on=KEY, how="left")
+    # Rule 1: the deciding attempt and what its settlement says.
+    deciding_rows = latest_per_group(np.where(is_sent & ~succeeded, installment_of, NO_ROW),
+                                     sent_ns, instructions["instruction_id"])
+    deciding = explain_deciding_attempts(instructions.iloc[deciding_rows], deciding_rows,
+                                         settlements, instruction_of, incidents,
+                                         arrived_gateways, codes, n_instructions)
 
-    has_deciding = frame["deciding_instruction_id"].notna()
-    has_instruction = frame["has_instruction"].fillna(False).astype(bool)
-    has_sent = frame["attempts"] > 0
+    # Rule 2: instructions, none of them sent.
+    has_instruction = np.zeros(n_installments, dtype=bool)
+    has_instruction[installment_of[installment_of >= 0]] = True
+    has_sent = attempts > 0
+    unconfirmed_instruction = (instructions["confirm_required"].to_numpy(bool)
+                               & (instructions["confirm_status"] != "CONFIRMED").to_numpy(bool)
+                               & (installment_of >= 0))
+    unconfirmed = np.zeros(n_installments, dtype=bool)
+    unconfirmed[installment_of[unconfirmed_instruction]] = True
+    created_ns = nanos(instructions["created_at"])
+    newest_rows = latest_per_group(installment_of, created_ns, instructions["instruction_id"])
     unsent_only = has_instruction & ~has_sent
+    newest_of = np.full(n_installments, NO_ROW, dtype=np.int64)
+    newest_of[installment_of[newest_rows]] = newest_rows
+    rule2_rows = newest_of[unsent_only]
+    bound_when_created = np.zeros(n_installments, dtype=bool)
+    bound_when_created[unsent_only] = bound_at(
+        loan_of_instruction[rule2_rows], created_ns[rule2_rows], loan_of_binding, bindings)
+
+    # Rule 3: no instruction at all.
     no_instruction = ~has_instruction
-    # Bindings are only consulted where rules 2 and 3 need them.
-    bound_when_created = frame["bound_when_created"].fillna(False).astype(bool)
-    bound_at_day_start = bound_at(frame.loc[no_instruction, ["loan_id"]], bindings, day_start)
-    frame["bound_at_day_start"] = False
-    frame.loc[no_instruction, "bound_at_day_start"] = bound_at_day_start
+    day_start = day_start_utc(business_date, tz)
+    bound_at_day_start = np.zeros(n_installments, dtype=bool)
+    bound_at_day_start[no_instruction] = bound_at(
+        loan_of_installment[no_instruction],
+        np.full(int(no_instruction.sum()), day_start.value, dtype=np.int64),
+        loan_of_binding, bindings)
+
+    deciding_cause = np.full(n_installments, None, dtype=object)
+    has_deciding = np.zeros(n_installments, dtype=bool)
+    deciding_at = installment_of[deciding_rows]
+    has_deciding[deciding_at] = True
+    deciding_cause[deciding_at] = deciding["cause"].to_numpy(object)
 
     root_cause = np.select(
-        [
-            has_deciding,
-            unsent_only & frame["unconfirmed"].fillna(False).astype(bool),
-            unsent_only & ~bound_when_created,
-            unsent_only,
-            no_instruction & ~frame["bound_at_day_start"],
-            no_instruction,
-        ],
-        [
-            frame["deciding_cause"].astype(object),
-            R.INSTRUCTION_NOT_CONFIRMED.value,
-            R.CARD_UNBOUND.value,
-            R.NOT_INSTRUCTED.value,
-            R.CARD_UNBOUND.value,
-            R.NOT_INSTRUCTED.value,
-        ],
+        [has_deciding,
+         unsent_only & unconfirmed,
+         unsent_only & ~bound_when_created,
+         unsent_only,
+         no_instruction & ~bound_at_day_start,
+         no_instruction],
+        [deciding_cause,
+         R.INSTRUCTION_NOT_CONFIRMED.value,
+         R.CARD_UNBOUND.value,
+         R.NOT_INSTRUCTED.value,
+         R.CARD_UNBOUND.value,
+         R.NOT_INSTRUCTED.value],
         default=R.UNCLASSIFIED.value,
     )
-    frame["rule"] = np.select(
-        [has_deciding, unsent_only, no_instruction], ["1", "2", "3"], default="4")
-    due, settled_fen = frame["amount_due"], frame["amount_settled"]
+    rule = np.select([has_deciding, unsent_only, no_instruction], ["1", "2", "3"], default="4")
+    due = installments["amount_due"].to_numpy(np.int64)
     status = np.select(
-        [settled_fen > due, settled_fen == due, root_cause == R.SETTLEMENT_PENDING.value,
-         settled_fen > 0],
+        [settled > due, settled == due, root_cause == R.SETTLEMENT_PENDING.value, settled > 0],
         [Status.OVERPAID.value, Status.PAID.value, Status.PENDING.value,
          Status.PARTIALLY_PAID.value],
         default=Status.UNPAID.value,
     )
+    in_full = (status == Status.PAID.value) | (status == Status.OVERPAID.value)
+
+    frame = installments[KEY + ["borrower_id", "amount_due", "line"]].copy()
+    frame["loan_code"] = loan_of_installment
+    frame["amount_settled"] = settled
+    frame["amount_outstanding"] = due - settled
     frame["status"] = pd.Series(status, index=frame.index, dtype="str")
-    settled_in_full = frame["status"].isin([Status.PAID.value, Status.OVERPAID.value])
-    frame["root_cause"] = pd.Series(root_cause, index=frame.index, dtype="str").where(
-        ~settled_in_full, "")
-    frame["amount_outstanding"] = due - settled_fen
-    frame["gateway"] = frame["deciding_gateway"].fillna(frame["last_sent_gateway"]).fillna(
-        frame["latest_gateway"]).fillna("")
-    frame["response_code"] = frame["response_code"].fillna("")
-    frame["response_msg"] = frame["response_msg"].fillna("")
+    frame["root_cause"] = pd.Series(np.where(in_full, "", root_cause), index=frame.index,
+                                    dtype="str")
+    frame["rule"] = rule
+    frame["attempts"] = attempts
+    frame["last_attempt_at"] = _moments(last_attempt_ns, has_sent, frame.index)
+
+    # Report fields: the deciding attempt's, else the latest sent attempt's, else the newest
+    # instruction's gateway.
+    gateway = np.full(n_installments, "", dtype=object)
+    for rows in (newest_rows, latest_sent):
+        gateway[installment_of[rows]] = instructions["gateway"].to_numpy(object)[rows]
+    _place(frame, "deciding_gateway", deciding_at, deciding["gateway"], "")
+    gateway[deciding_at] = deciding["gateway"].to_numpy(object)
+    frame["gateway"] = pd.Series(gateway, index=frame.index, dtype="str")
+    _place(frame, "response_code", deciding_at, deciding["response_code"], "")
+    _place(frame, "response_msg", deciding_at, deciding["response_msg"], "")
+    _place(frame, "incident", deciding_at, deciding["incident"], "")
+    deciding_sent_ns = np.full(n_installments, np.iinfo(np.int64).min)
+    deciding_sent_ns[deciding_at] = sent_ns[deciding_rows]
+    frame["deciding_sent_at"] = _moments(deciding_sent_ns, has_deciding, frame.index)
+    frame["deciding_has_row"] = False
+    frame.loc[frame.index[deciding_at], "deciding_has_row"] = deciding["has_failed_row"].to_numpy()
+    has_newest = newest_of >= 0
+    newest_created_ns = np.full(n_installments, np.iinfo(np.int64).min)
+    newest_created_ns[has_newest] = created_ns[newest_of[has_newest]]
+    frame["latest_created_at"] = _moments(newest_created_ns, has_newest, frame.index)
+    _place(frame, "latest_instruction_id", installment_of[newest_rows],
+           instructions["instruction_id"].iloc[newest_rows], "")
     return Decisions(frame, exceptions)
+
+
+def _moments(ns: np.ndarray, present: np.ndarray, index: pd.Index) -> pd.Series:
+    values = np.where(present, ns, np.iinfo(np.int64).min).view("datetime64[ns]")
+    return pd.Series(pd.to_datetime(values).tz_localize("UTC"), index=index)
+
+
+def _place(frame: pd.DataFrame, column: str, rows: np.ndarray, values: pd.Series,
+           default: str) -> None:
+    placed = np.full(len(frame), default, dtype=object)
+    placed[rows] = values.fillna(default).to_numpy(object)
+    frame[column] = pd.Series(placed, index=frame.index, dtype="str")
 
 
 # --- settlement side --------------------------------------------------------------------------
 
-def settlement_exceptions(success_rows: pd.DataFrame, instructions: pd.DataFrame,
-                          business_date: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(SUCCESS rows tied to an instruction, orphan and duplicate-debit exception rows)."""
-    known = success_rows["instruction_id"].isin(instructions["instruction_id"])
-    orphans = success_rows[~known]
-    debits = success_rows[known].sort_values(["instruction_id", "txn_time", "gateway_txn_id"])
-    order = debits.groupby("instruction_id", sort=False).cumcount()
-    extra = debits[order >= 1]
-    first = debits[order == 0].set_index("instruction_id")["gateway_txn_id"]
+def settlement_exceptions(settlements: pd.DataFrame, is_success: np.ndarray,
+                          instruction_of: np.ndarray, business_date: dt.date) -> pd.DataFrame:
+    """Orphan SUCCESS rows, and every SUCCESS row after an instruction's first (by txn_time)."""
+    orphans = settlements[is_success & (instruction_of < 0)]
+    debits = is_success & (instruction_of >= 0)
+    per_instruction = np.bincount(instruction_of[debits],
+                                  minlength=int(instruction_of.max(initial=0)) + 1)
+    repeated = debits & (per_instruction[np.maximum(instruction_of, 0)] >= 2)
+    candidates = settlements[repeated].sort_values(["instruction_id", "txn_time",
+                                                    "gateway_txn_id"])
+    order = candidates.groupby("instruction_id", sort=False).cumcount()
+    extra = candidates[order >= 1]
+    first = candidates[order == 0].set_index("instruction_id")["gateway_txn_id"]
     orphan_rows = pd.DataFrame({
         "gateway": orphans["gateway"],
         "gateway_txn_id": orphans["gateway_txn_id"],
@@ -146,123 +291,87 @@ def settlement_exceptions(success_rows: pd.DataFrame, instructions: pd.DataFrame
     exceptions = pd.concat([orphan_rows, duplicate_rows], ignore_index=True)
     exceptions.insert(0, "business_date", business_date.isoformat())
     exceptions["amount"] = exceptions["amount"].astype("int64")
-    return debits, exceptions
-
-
-def settled_per_installment(debits: pd.DataFrame, instructions: pd.DataFrame) -> pd.DataFrame:
-    tied = debits[["instruction_id", "amount"]].merge(
-        instructions[["instruction_id"] + KEY], on="instruction_id", how="inner")
-    return tied.groupby(KEY, sort=False, as_index=False)["amount"].sum().rename(
-        columns={"amount": "amount_settled"})
+    return exceptions
 
 
 # --- rule 1 -----------------------------------------------------------------------------------
 
-def latest(frame: pd.DataFrame, order: list[str]) -> pd.DataFrame:
-    """The last row per installment by `order` (ties broken by the later columns of `order`)."""
-    return frame.sort_values(KEY + order, kind="stable").drop_duplicates(KEY, keep="last")
-
-
-def deciding_attempts(sent: pd.DataFrame, succeeded_ids) -> pd.DataFrame:
-    """Per installment, the latest sent attempt without a SUCCESS row (ties: greatest id)."""
-    failed = sent[~sent["instruction_id"].isin(succeeded_ids)]
-    chosen = latest(failed, ["sent_at", "instruction_id"])
-    return chosen[KEY + ["instruction_id", "gateway", "sent_at"]].rename(columns={
-        "instruction_id": "deciding_instruction_id", "gateway": "deciding_gateway",
-        "sent_at": "deciding_sent_at"})
-
-
-def explain_deciding_attempts(deciding: pd.DataFrame, settlements: pd.DataFrame,
+def explain_deciding_attempts(deciding: pd.DataFrame, deciding_rows: np.ndarray,
+                              settlements: pd.DataFrame, instruction_of: np.ndarray,
                               incidents: pd.DataFrame, arrived_gateways: set[str],
-                              codes: CodeMap) -> pd.DataFrame:
+                              codes: CodeMap, n_instructions: int) -> pd.DataFrame:
     """Rule 1's branches: pending file, FAILED row's code, incident window, no record."""
-    failed_rows = settlements[settlements["status"] == "FAILED"].sort_values(
-        ["instruction_id", "txn_time", "gateway_txn_id"]).drop_duplicates(
-        "instruction_id", keep="last")
-    failed_rows = failed_rows[["instruction_id", "response_code", "response_msg", "scheme",
-                               "txn_time", "gateway_txn_id"]].rename(
-        columns={"instruction_id": "deciding_instruction_id"})
-    failed_rows["code_key"] = failed_rows["response_code"].map(normalise_code, na_action="ignore") \
-        if len(failed_rows) else failed_rows["response_code"]
-    mapped = failed_rows.merge(codes.as_frame().rename(columns={"code": "code_key"}),
-                               on=["scheme", "code_key"], how="left")
-    frame = deciding.merge(mapped.drop(columns=["code_key"]), on="deciding_instruction_id",
-                           how="left")
+    is_failed = (settlements["status"] == "FAILED").to_numpy(bool) & (instruction_of >= 0)
+    failed_rows = latest_per_group(np.where(is_failed, instruction_of, NO_ROW),
+                                   nanos(settlements["txn_time"]), settlements["gateway_txn_id"])
+    failed_row_of = np.full(max(n_instructions, 1), NO_ROW, dtype=np.int64)
+    failed_row_of[instruction_of[failed_rows]] = failed_rows
+    row = failed_row_of[deciding_rows] if len(deciding_rows) else np.zeros(0, dtype=np.int64)
+    has_failed_row = row >= 0
+    chosen = settlements.iloc[row[has_failed_row]]
 
-    gateway = frame["deciding_gateway"].str.upper()
-    arrived = gateway.isin(arrived_gateways)
-    has_failed_row = frame["gateway_txn_id"].notna()
-    incident = incident_during(frame, incidents)
-    frame["incident"] = incident
-    cause = np.select(
-        [~arrived, has_failed_row, incident.notna()],
-        [R.SETTLEMENT_PENDING.value, frame["mapped_cause"].fillna(R.UNCLASSIFIED.value),
-         R.GATEWAY_OUTAGE.value],
+    result = pd.DataFrame({"gateway": deciding["gateway"].to_numpy(object)},
+                          index=np.arange(len(deciding)))
+    arrived = isin(deciding["gateway"].str.upper(), arrived_gateways)
+    response_code = np.full(len(deciding), "", dtype=object)
+    response_msg = np.full(len(deciding), "", dtype=object)
+    mapped = np.full(len(deciding), R.UNCLASSIFIED.value, dtype=object)
+    response_code[has_failed_row] = chosen["response_code"].to_numpy(object)
+    response_msg[has_failed_row] = chosen["response_msg"].to_numpy(object)
+    lookup = {f"{scheme}\x1f{code}": str(cause) for (scheme, code), cause in codes.mapping.items()}
+    code_keys = chosen["scheme"] + "\x1f" + chosen["response_code"].str.strip().str.upper()
+    mapped[has_failed_row] = code_keys.map(lookup).fillna(R.UNCLASSIFIED.value).to_numpy(object)
+    incident = incident_during(deciding["gateway"], deciding["sent_at"], incidents)
+    result["cause"] = np.select(
+        [~arrived, has_failed_row, incident.notna().to_numpy()],
+        [R.SETTLEMENT_PENDING.value, mapped, R.GATEWAY_OUTAGE.value],
         default=R.NO_SETTLEMENT_RECORD.value,
     )
-    frame["deciding_cause"] = cause
-    frame["deciding_txn_time"] = frame["txn_time"]
     # A row from an arrived file of another gateway does not speak for a file still missing.
-    frame.loc[~arrived, ["response_code", "response_msg"]] = None
-    return frame.drop(columns=["scheme", "txn_time", "gateway_txn_id", "mapped_cause"])
-
-
-def incident_during(attempts: pd.DataFrame, incidents: pd.DataFrame) -> pd.Series:
-    """Per attempt, a description of the first incident of its gateway covering `sent_at`."""
-    result = pd.Series(pd.NA, index=attempts.index, dtype="str")
-    if incidents.empty or attempts.empty:
-        return result
-    windows = incidents.assign(gateway_key=incidents["gateway"].str.upper())
-    probe = pd.DataFrame({"gateway_key": attempts["deciding_gateway"].str.upper(),
-                          "sent_at": attempts["deciding_sent_at"], "row": attempts.index})
-    joined = probe.merge(windows, on="gateway_key", how="inner")
-    hit = joined[(joined["started_at"] <= joined["sent_at"]) & (joined["sent_at"] <= joined["ended_at"])]
-    hit = hit.sort_values(["row", "started_at"]).drop_duplicates("row")
-    result.loc[hit["row"].to_numpy()] = hit["description"].where(
-        hit["description"].str.len() > 0, "incident").to_numpy()
+    result["response_code"] = np.where(arrived, response_code, "")
+    result["response_msg"] = np.where(arrived, response_msg, "")
+    result["has_failed_row"] = has_failed_row & arrived
+    result["incident"] = incident.to_numpy(object)
     return result
+
+
+def incident_during(gateways: pd.Series, sent_at: pd.Series, incidents: pd.DataFrame) -> pd.Series:
+    """Per attempt, a description of the first incident of its gateway covering `sent_at`."""
+    found = pd.Series(pd.NA, index=range(len(gateways)), dtype="str")
+    if incidents.empty or gateways.empty:
+        return found
+    gateway_key = gateways.str.upper().to_numpy(object)
+    sent = nanos(sent_at)
+    # Incidents are a handful of rows: loop over them, each test vectorised over the attempts.
+    for incident in incidents.sort_values("started_at").itertuples(index=False):
+        covered = ((gateway_key == str(incident.gateway).upper())
+                   & (sent >= incident.started_at.value) & (sent <= incident.ended_at.value)
+                   & found.isna().to_numpy())
+        if covered.any():
+            found[covered] = incident.description or "incident"
+    return found
 
 
 # --- rules 2 and 3 ----------------------------------------------------------------------------
 
-def bound_at(loans: pd.DataFrame, bindings: pd.DataFrame, when) -> np.ndarray:
-    """For each row of `loans` (loan_id and optionally `when` column), is a binding active then?
+def bound_at(loans: np.ndarray, moments_ns: np.ndarray, loan_of_binding: np.ndarray,
+             bindings: pd.DataFrame) -> np.ndarray:
+    """For each (loan code, moment): is a binding of the loan active then?
 
     Active at t: bound_at <= t and (unbound_at empty or unbound_at > t).
     """
-    if loans.empty:
-        return np.zeros(0, dtype=bool)
-    probe = loans[["loan_id"]].copy()
-    probe["t"] = loans[when] if isinstance(when, str) else when
-    probe["row"] = np.arange(len(probe))
-    joined = probe.merge(bindings[["loan_id", "bound_at", "unbound_at"]], on="loan_id",
-                         how="inner")
-    active = (joined["bound_at"] <= joined["t"]) & (
-        joined["unbound_at"].isna() | (joined["unbound_at"] > joined["t"]))
-    result = np.zeros(len(probe), dtype=bool)
+    if loans.size == 0 or len(bindings) == 0:
+        return np.zeros(loans.size, dtype=bool)
+    probe = pd.DataFrame({"loan": loans, "t": moments_ns, "row": np.arange(loans.size)})
+    history = pd.DataFrame({"loan": loan_of_binding, "bound": nanos(bindings["bound_at"]),
+                            "unbound": nanos(bindings["unbound_at"]),
+                            "open": bindings["unbound_at"].isna().to_numpy()})
+    history = history[np.isin(history["loan"].to_numpy(), loans)]
+    joined = probe.merge(history, on="loan", how="inner")
+    active = (joined["bound"] <= joined["t"]) & (joined["open"] | (joined["unbound"] > joined["t"]))
+    result = np.zeros(loans.size, dtype=bool)
     result[joined.loc[active, "row"].to_numpy()] = True
     return result
-
-
-def unsent_instruction_facts(instructions: pd.DataFrame, sent: pd.DataFrame,
-                             bindings: pd.DataFrame) -> pd.DataFrame:
-    """Per installment with instructions: rule 2's facts (confirmation, binding at creation)."""
-    has_sent = pd.MultiIndex.from_frame(instructions[KEY]).isin(pd.MultiIndex.from_frame(sent[KEY])) \
-        if len(sent) else np.zeros(len(instructions), dtype=bool)
-    unconfirmed = instructions["confirm_required"] & (instructions["confirm_status"] != "CONFIRMED")
-    facts = instructions[KEY].assign(unconfirmed=unconfirmed).groupby(
-        KEY, sort=False, as_index=False)["unconfirmed"].any()
-    facts["has_instruction"] = True
-    newest = latest(instructions, ["created_at", "instruction_id"])[
-        KEY + ["instruction_id", "gateway", "created_at", "confirm_status"]].rename(columns={
-            "instruction_id": "latest_instruction_id", "gateway": "latest_gateway",
-            "created_at": "latest_created_at", "confirm_status": "latest_confirm_status"})
-    facts = facts.merge(newest, on=KEY, how="left")
-    # Only installments that never had a sent attempt need the binding history.
-    unsent_keys = instructions.loc[~np.asarray(has_sent), KEY].drop_duplicates()
-    needs_binding = facts.merge(unsent_keys, on=KEY, how="inner")
-    needs_binding["bound_when_created"] = bound_at(needs_binding, bindings, "latest_created_at")
-    return facts.merge(needs_binding[KEY + ["bound_when_created"]], on=KEY, how="left")
 
 
 # --- report fields ----------------------------------------------------------------------------
@@ -284,19 +393,26 @@ def fmt_local(moments: pd.Series, tz: ZoneInfo) -> pd.Series:
     return text.fillna("").astype("str")
 
 
-def pick_card(outcomes: pd.DataFrame, bindings: pd.DataFrame, day_start: pd.Timestamp) -> pd.Series:
+def pick_card(rows: pd.DataFrame, bindings: pd.DataFrame, day_start: pd.Timestamp) -> pd.Series:
     """The card shown to ops: the binding active at the start of D, else the latest bound."""
-    if outcomes.empty:
-        return pd.Series([], index=outcomes.index, dtype="str")
-    candidates = outcomes[["loan_id"]].assign(row=np.arange(len(outcomes))).merge(
-        bindings[["loan_id", "card_no_masked", "bound_at", "unbound_at"]], on="loan_id")
-    active = (candidates["bound_at"] <= day_start) & (
-        candidates["unbound_at"].isna() | (candidates["unbound_at"] > day_start))
-    candidates = candidates.assign(active=active).sort_values(["row", "active", "bound_at"])
-    chosen = candidates.drop_duplicates("row", keep="last")
-    cards = pd.Series("", index=range(len(outcomes)), dtype="str")
-    cards.loc[chosen["row"].to_numpy()] = chosen["card_no_masked"].to_numpy()
-    return pd.Series(cards.to_numpy(), index=outcomes.index, dtype="str")
+    cards = np.full(len(rows), "", dtype=object)
+    if len(rows) and len(bindings):
+        loan_of_row, loan_of_binding = shared_codes(rows["loan_id"], bindings["loan_id"])
+        wanted = np.isin(loan_of_binding, loan_of_row)
+        history = pd.DataFrame({
+            "loan": loan_of_binding[wanted],
+            "card": bindings["card_no_masked"].to_numpy(object)[wanted],
+            "bound": nanos(bindings["bound_at"])[wanted],
+            "unbound": nanos(bindings["unbound_at"])[wanted],
+            "open": bindings["unbound_at"].isna().to_numpy()[wanted],
+        })
+        history["active"] = (history["bound"] <= day_start.value) & (
+            history["open"] | (history["unbound"] > day_start.value))
+        chosen = history.sort_values(["loan", "active", "bound"]).drop_duplicates(
+            "loan", keep="last").set_index("loan")["card"]
+        found = chosen.reindex(loan_of_row)
+        cards = found.fillna("").to_numpy(object)
+    return pd.Series(cards, index=rows.index, dtype="str")
 
 
 def exception_report(outcomes: pd.DataFrame, bindings: pd.DataFrame, business_date: dt.date,
@@ -337,26 +453,26 @@ def evidence(rows: pd.DataFrame, due: pd.Series, settled: pd.Series, business_da
     # "last attempt" unless a later attempt succeeded and the deciding one is an earlier failure.
     which = pd.Series("last attempt ", index=rows.index, dtype="str").where(
         rows["deciding_sent_at"] >= rows["last_attempt_at"], "latest unsuccessful attempt ")
-    via = which + sent_at + " via " + rows["deciding_gateway"].fillna("")
+    via = which + sent_at + " via " + rows["deciding_gateway"]
     created = fmt_local(rows["latest_created_at"], tz)
-    latest_id = rows["latest_instruction_id"].fillna("")
+    latest_id = rows["latest_instruction_id"]
     day = business_date.isoformat()
     cause = rows["root_cause"]
     code = rows["response_code"]
-    failed_with_code = cause.isin([c.value for c in R]) & rows["deciding_txn_time"].notna() & \
-        (rows["rule"] == "1") & (cause != R.SETTLEMENT_PENDING.value)
+    failed_with_code = rows["deciding_has_row"] & (rows["rule"] == "1") & \
+        (cause != R.SETTLEMENT_PENDING.value)
     sentences = pd.Series("", index=rows.index, dtype="str")
     choices = [
         (rows["status"] == Status.OVERPAID.value,
          "settled " + settled + " against " + due + " due: more was debited than owed"),
         (cause == R.SETTLEMENT_PENDING.value,
          via + " awaits the settlement file of "
-         + rows["deciding_gateway"].fillna("") + ", which has not arrived"),
+         + rows["deciding_gateway"] + ", which has not arrived"),
         (failed_with_code,
          via + " failed " + code.where(code.str.len() > 0, "(no code)")),
         (cause == R.GATEWAY_OUTAGE.value,
          via + " has no settlement record and was sent during incident: "
-         + rows["incident"].fillna("")),
+         + rows["incident"]),
         (cause == R.NO_SETTLEMENT_RECORD.value,
          via + " has no row in the arrived settlement file"),
         (cause == R.INSTRUCTION_NOT_CONFIRMED.value,
