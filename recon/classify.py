@@ -38,16 +38,27 @@ def day_start_utc(business_date: dt.date, tz: ZoneInfo) -> pd.Timestamp:
 # Ids stay strings in every output, but joining, sorting and grouping millions of strings is slow.
 # Each id space is dictionary-encoded once; the rules then work on integer positions.
 
-def shared_codes(*columns: pd.Series) -> list[np.ndarray]:
+def _arrow_strings(column: pd.Series) -> pa.Array:
+    array = pa.array(column)
+    return array if array.type == pa.large_string() else array.cast(pa.large_string())
+
+
+def shared_codes(*columns: pd.Series) -> tuple[list[np.ndarray], pa.Array]:
     """Integer codes of `columns` over one shared dictionary (first appearance order)."""
-    chunks = [pa.array(column, type=pa.string()) for column in columns]
-    encoded = pc.dictionary_encode(pa.chunked_array(chunks, type=pa.string()))
-    indices = np.concatenate([chunk.indices.to_numpy(zero_copy_only=False)
-                              for chunk in encoded.chunks]) if encoded.num_chunks else \
-        np.zeros(0, dtype=np.int32)
-    indices = indices.astype(np.int64)
+    chunks = [_arrow_strings(column) for column in columns]
+    encoded = pc.dictionary_encode(pa.chunked_array(chunks, type=pa.large_string()))
+    indices = np.concatenate([chunk.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+                              for chunk in encoded.chunks] or [np.zeros(0, dtype=np.int64)])
+    dictionary = encoded.chunks[0].dictionary if encoded.num_chunks else \
+        pa.array([], type=pa.large_string())
     bounds = np.cumsum([0] + [len(column) for column in columns])
-    return [indices[bounds[i]:bounds[i + 1]] for i in range(len(columns))]
+    return [indices[bounds[i]:bounds[i + 1]] for i in range(len(columns))], dictionary
+
+
+def codes_in(column: pd.Series, dictionary: pa.Array) -> np.ndarray:
+    """Codes of `column` in an existing dictionary; NO_ROW for values it does not hold."""
+    found = pc.index_in(_arrow_strings(column), value_set=dictionary)
+    return pc.fill_null(found, NO_ROW).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def installment_keys(loan_codes: np.ndarray, installment_no: pd.Series) -> np.ndarray:
@@ -101,8 +112,10 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
              codes: CodeMap, business_date: dt.date, tz: ZoneInfo) -> Decisions:
     """Decide every installment of `business_date` from validated inputs."""
     n_installments, n_instructions = len(installments), len(instructions)
-    loan_of_installment, loan_of_instruction, loan_of_binding = shared_codes(
-        installments["loan_id"], instructions["loan_id"], bindings["loan_id"])
+    (loan_of_installment, loan_of_instruction), loans = shared_codes(
+        installments["loan_id"], instructions["loan_id"])
+    # Bindings of loans with nothing due on D are never consulted.
+    loan_of_binding = codes_in(bindings["loan_id"], loans)
     installment_index = pd.Index(installment_keys(loan_of_installment,
                                                   installments["installment_no"]))
     # Instruction -> row of its installment (NO_ROW when nothing of D is due for it).
@@ -110,8 +123,8 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
         installment_keys(loan_of_instruction, instructions["installment_no"]))
     # Settlement row -> row of its instruction. instruction_id is unique among valid
     # instructions, so an id's code is the instruction's row when the code is below their count.
-    instruction_codes, settlement_codes = shared_codes(instructions["instruction_id"],
-                                                       settlements["instruction_id"])
+    (instruction_codes, settlement_codes), _ = shared_codes(instructions["instruction_id"],
+                                                            settlements["instruction_id"])
     instruction_of = np.where(settlement_codes < n_instructions, settlement_codes, NO_ROW)
     instruction_row_of_code = np.full(max(n_instructions, 1), NO_ROW, dtype=np.int64)
     instruction_row_of_code[instruction_codes] = np.arange(n_instructions)
@@ -158,9 +171,7 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
     created_ns = nanos(instructions["created_at"])
     newest_rows = latest_per_group(installment_of, created_ns, instructions["instruction_id"])
     unsent_only = has_instruction & ~has_sent
-    newest_of = np.full(n_installments, NO_ROW, dtype=np.int64)
-    newest_of[installment_of[newest_rows]] = newest_rows
-    rule2_rows = newest_of[unsent_only]
+    rule2_rows = position_of(installment_of[newest_rows], newest_rows, n_installments)[unsent_only]
     bound_when_created = np.zeros(n_installments, dtype=bool)
     bound_when_created[unsent_only] = bound_at(
         loan_of_instruction[rule2_rows], created_ns[rule2_rows], loan_of_binding, bindings)
@@ -216,28 +227,33 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
     frame["attempts"] = attempts
     frame["last_attempt_at"] = _moments(last_attempt_ns, has_sent, frame.index)
 
-    # Report fields: the deciding attempt's, else the latest sent attempt's, else the newest
-    # instruction's gateway.
-    gateway = np.full(n_installments, "", dtype=object)
-    for rows in (newest_rows, latest_sent):
-        gateway[installment_of[rows]] = instructions["gateway"].to_numpy(object)[rows]
-    _place(frame, "deciding_gateway", deciding_at, deciding["gateway"], "")
-    gateway[deciding_at] = deciding["gateway"].to_numpy(object)
-    frame["gateway"] = pd.Series(gateway, index=frame.index, dtype="str")
-    _place(frame, "response_code", deciding_at, deciding["response_code"], "")
-    _place(frame, "response_msg", deciding_at, deciding["response_msg"], "")
-    _place(frame, "incident", deciding_at, deciding["incident"], "")
-    deciding_sent_ns = np.full(n_installments, np.iinfo(np.int64).min)
-    deciding_sent_ns[deciding_at] = sent_ns[deciding_rows]
-    frame["deciding_sent_at"] = _moments(deciding_sent_ns, has_deciding, frame.index)
-    frame["deciding_has_row"] = False
-    frame.loc[frame.index[deciding_at], "deciding_has_row"] = deciding["has_failed_row"].to_numpy()
-    has_newest = newest_of >= 0
-    newest_created_ns = np.full(n_installments, np.iinfo(np.int64).min)
-    newest_created_ns[has_newest] = created_ns[newest_of[has_newest]]
-    frame["latest_created_at"] = _moments(newest_created_ns, has_newest, frame.index)
-    _place(frame, "latest_instruction_id", installment_of[newest_rows],
-           instructions["instruction_id"].iloc[newest_rows], "")
+    # Report fields: the deciding attempt's gateway, else the latest sent attempt's, else the
+    # newest instruction's.
+    newest_of = position_of(installment_of[newest_rows], newest_rows, n_installments)
+    latest_sent_of = position_of(installment_of[latest_sent], latest_sent, n_installments)
+    deciding_of = position_of(deciding_at, deciding_rows, n_installments)
+    shown_instruction = np.where(deciding_of >= 0, deciding_of,
+                                 np.where(latest_sent_of >= 0, latest_sent_of, newest_of))
+    frame["gateway"] = gather(instructions["gateway"], shown_instruction).to_numpy()
+    frame["deciding_gateway"] = gather(instructions["gateway"], deciding_of).to_numpy()
+    deciding_position = position_of(deciding_at, np.arange(len(deciding_rows)), n_installments)
+    for column in ("response_code", "response_msg", "incident"):
+        frame[column] = gather(deciding[column].fillna(""), deciding_position).to_numpy()
+    frame["deciding_has_row"] = np.where(
+        deciding_position >= 0,
+        deciding["has_failed_row"].to_numpy(bool)[np.maximum(deciding_position, 0)]
+        if len(deciding) else False, False)
+    frame["deciding_sent_at"] = _moments(
+        np.where(deciding_of >= 0, sent_ns[np.maximum(deciding_of, 0)], 0) if n_instructions
+        else np.zeros(n_installments, dtype=np.int64), deciding_of >= 0, frame.index)
+    frame["latest_created_at"] = _moments(
+        np.where(newest_of >= 0, created_ns[np.maximum(newest_of, 0)], 0) if n_instructions
+        else np.zeros(n_installments, dtype=np.int64), newest_of >= 0, frame.index)
+    frame["latest_instruction_id"] = gather(instructions["instruction_id"], newest_of).to_numpy()
+    not_paid = status != Status.PAID.value
+    frame["card_no_masked"] = ""
+    frame.loc[not_paid, "card_no_masked"] = shown_card(
+        loan_of_installment[not_paid], loan_of_binding, bindings, day_start)
     return Decisions(frame, exceptions)
 
 
@@ -246,11 +262,19 @@ def _moments(ns: np.ndarray, present: np.ndarray, index: pd.Index) -> pd.Series:
     return pd.Series(pd.to_datetime(values).tz_localize("UTC"), index=index)
 
 
-def _place(frame: pd.DataFrame, column: str, rows: np.ndarray, values: pd.Series,
-           default: str) -> None:
-    placed = np.full(len(frame), default, dtype=object)
-    placed[rows] = values.fillna(default).to_numpy(object)
-    frame[column] = pd.Series(placed, index=frame.index, dtype="str")
+def gather(values: pd.Series, rows: np.ndarray, default: str = "") -> pd.Series:
+    """`values` taken at positions `rows` as strings; a negative position gives `default`."""
+    rows = np.asarray(rows, dtype=np.int64)
+    taken = _arrow_strings(values).take(pa.array(rows, mask=rows < 0))
+    return pc.fill_null(taken, default).to_pandas() if len(rows) else \
+        pd.Series([], dtype="str")
+
+
+def position_of(targets: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
+    """An array of `size` holding positions[i] at targets[i] and NO_ROW elsewhere."""
+    placed = np.full(size, NO_ROW, dtype=np.int64)
+    placed[targets] = positions
+    return placed
 
 
 # --- settlement side --------------------------------------------------------------------------
@@ -393,30 +417,27 @@ def fmt_local(moments: pd.Series, tz: ZoneInfo) -> pd.Series:
     return text.fillna("").astype("str")
 
 
-def pick_card(rows: pd.DataFrame, bindings: pd.DataFrame, day_start: pd.Timestamp) -> pd.Series:
-    """The card shown to ops: the binding active at the start of D, else the latest bound."""
-    cards = np.full(len(rows), "", dtype=object)
-    if len(rows) and len(bindings):
-        loan_of_row, loan_of_binding = shared_codes(rows["loan_id"], bindings["loan_id"])
-        wanted = np.isin(loan_of_binding, loan_of_row)
-        history = pd.DataFrame({
-            "loan": loan_of_binding[wanted],
-            "card": bindings["card_no_masked"].to_numpy(object)[wanted],
-            "bound": nanos(bindings["bound_at"])[wanted],
-            "unbound": nanos(bindings["unbound_at"])[wanted],
-            "open": bindings["unbound_at"].isna().to_numpy()[wanted],
-        })
-        history["active"] = (history["bound"] <= day_start.value) & (
-            history["open"] | (history["unbound"] > day_start.value))
-        chosen = history.sort_values(["loan", "active", "bound"]).drop_duplicates(
-            "loan", keep="last").set_index("loan")["card"]
-        found = chosen.reindex(loan_of_row)
-        cards = found.fillna("").to_numpy(object)
-    return pd.Series(cards, index=rows.index, dtype="str")
+def shown_card(loans: np.ndarray, loan_of_binding: np.ndarray, bindings: pd.DataFrame,
+               day_start: pd.Timestamp) -> np.ndarray:
+    """The card shown to ops per loan: the binding active at the start of D, else the latest."""
+    if loans.size == 0 or len(bindings) == 0:
+        return np.full(loans.size, "", dtype=object)
+    wanted = np.isin(loan_of_binding, loans)
+    history = pd.DataFrame({
+        "loan": loan_of_binding[wanted],
+        "card": bindings["card_no_masked"].to_numpy(object)[wanted],
+        "bound": nanos(bindings["bound_at"])[wanted],
+        "unbound": nanos(bindings["unbound_at"])[wanted],
+        "open": bindings["unbound_at"].isna().to_numpy()[wanted],
+    })
+    history["active"] = (history["bound"] <= day_start.value) & (
+        history["open"] | (history["unbound"] > day_start.value))
+    chosen = history.sort_values(["loan", "active", "bound"]).drop_duplicates(
+        "loan", keep="last").set_index("loan")["card"]
+    return chosen.reindex(loans).fillna("").to_numpy(object)
 
 
-def exception_report(outcomes: pd.DataFrame, bindings: pd.DataFrame, business_date: dt.date,
-                     tz: ZoneInfo) -> pd.DataFrame:
+def exception_report(outcomes: pd.DataFrame, business_date: dt.date, tz: ZoneInfo) -> pd.DataFrame:
     """Rows of exceptions.csv (CONTRACT 4.1) for every installment not `paid`, as text."""
     rows = outcomes[outcomes["status"] != Status.PAID.value]
     rows = rows.sort_values(["status", "root_cause", "loan_id", "installment_no"], kind="stable")
@@ -439,7 +460,7 @@ def exception_report(outcomes: pd.DataFrame, bindings: pd.DataFrame, business_da
         "response_msg": rows["response_msg"],
         "attempts": rows["attempts"].astype(str),
         "last_attempt_at": last_attempt_at,
-        "card_no_masked": pick_card(rows, bindings, day_start_utc(business_date, tz)),
+        "card_no_masked": rows["card_no_masked"],
         "suggested_action": cause.map({str(k): v for k, v in SUGGESTED_ACTION.items()}).fillna(""),
         "evidence": evidence(rows, due, settled, business_date, tz),
     })

@@ -135,7 +135,7 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap,
     rejects = rejects_frame(inputs)
 
     with phases("write_csv", business_date, run_id):
-        exceptions = exception_report(outcomes, inputs.bindings, business_date, settings.tz)
+        exceptions = exception_report(outcomes, business_date, settings.tz)
         settlement_exceptions = decisions.settlement_exceptions.assign(
             amount=fmt_yuan(decisions.settlement_exceptions["amount"]))
         staged = stage_reports(settings.out, day, exceptions, settlement_exceptions, rejects)

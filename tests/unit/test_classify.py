@@ -386,11 +386,7 @@ def test_exception_report_has_every_non_paid_installment_with_its_evidence():
            .installment("L2").binding("L2")
            .instruction("I2", loan="L2", sent="2026-11-27 09:14:03")
            .settlement("I2", status="FAILED", code="51", msg="余额不足, 请充值"))
-    decisions = day.decide()
-    bindings = _frame([{"loan_id": "L2", "card_no_masked": "622202******1234",
-                        "bound_at": ts("2026-01-01 00:00:00"), "unbound_at": pd.NaT}],
-                      ["loan_id", "card_no_masked", "bound_at", "unbound_at"])
-    report = exception_report(decisions.outcomes, bindings, D, TZ)
+    report = exception_report(day.decide().outcomes, D, TZ)
     assert report["loan_id"].tolist() == ["L2"]
     row = report.iloc[0]
     assert row["root_cause_zh"] == "余额不足"
@@ -411,7 +407,5 @@ def test_exception_report_has_every_non_paid_installment_with_its_evidence():
      "last attempt 2026-11-27 09:00:00 via UNIONPAY has no row"),
 ], ids=["card_unbound", "not_instructed", "settlement_pending", "no_settlement_record"])
 def test_every_exception_row_gets_an_evidence_sentence(cause_day, sentence_start):
-    decisions = cause_day().decide()
-    no_bindings = _frame([], ["loan_id", "card_no_masked", "bound_at", "unbound_at"])
-    report = exception_report(decisions.outcomes, no_bindings, D, TZ)
+    report = exception_report(cause_day().decide().outcomes, D, TZ)
     assert report.loc[0, "evidence"].startswith(sentence_start)
