@@ -6,7 +6,10 @@ import re
 
 import pandas as pd
 
-CARD_CANDIDATE = re.compile(r"(?<![0-9])[0-9]{13,19}(?![0-9])")
+# 13 to 19 digits, each group apart by at most one space or dash (`6222 0212 3456 7890`), not
+# touching further digits. Whether it is a card number is for the Luhn check to say.
+CARD_CANDIDATE = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
+CARD_SUSPECT = r"[0-9](?:[ -]?[0-9]){12}"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 NUMBER = r"[+-]?[0-9]+(?:\.[0-9]+)?"
 
@@ -24,18 +27,29 @@ def luhn_valid(digits: str) -> bool:
 
 
 def mask_card(digits: str) -> str:
+    """`6222021234567890` -> `622202******7890`: the first six and last four digits stay."""
     return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
 
 
+def _mask_match(match: re.Match) -> str:
+    text = match.group()
+    digits = re.sub(r"[ -]", "", text)
+    if len(digits) < 13 or not luhn_valid(digits):
+        return text
+    masked = iter(mask_card(digits))
+    # Separators stay where they were; only digits are replaced.
+    return "".join(char if char in " -" else next(masked) for char in text)
+
+
 def mask_cards_in_text(text: str) -> str:
-    return CARD_CANDIDATE.sub(
-        lambda match: mask_card(match.group()) if luhn_valid(match.group()) else match.group(), text)
+    """Mask every full card number (13-19 digits passing the Luhn check) in free text."""
+    return CARD_CANDIDATE.sub(_mask_match, text)
 
 
 def mask_cards(values: pd.Series) -> pd.Series:
-    """Mask every 13-19 digit run that passes the Luhn check (a full card number) in free text."""
+    """`mask_cards_in_text` over a column; only the few values with a long digit run are visited."""
     values = values.astype("str")
-    suspect = values.str.contains(r"[0-9]{13}", regex=True, na=False)
+    suspect = values.str.contains(CARD_SUSPECT, regex=True, na=False)
     if not suspect.any():
         return values
     masked = values.copy()

@@ -1,0 +1,77 @@
+"""recon.sinks.safety: no full card number and no spreadsheet formula leaves recon (CONTRACT 4.1)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from recon.sinks.safety import (defuse_formulas, luhn_valid, mask_cards, mask_cards_in_text,
+                                safe_frame)
+
+# Luhn-valid test numbers of each length the contract names (13 and 19 are the edges).
+CARDS = {13: "4222222222222", 15: "378282246310005", 16: "4111111111111111",
+         19: "6222021234567890128"}
+
+
+@pytest.mark.parametrize("length, card", CARDS.items(), ids=[f"{n}-digits" for n in CARDS])
+def test_card_numbers_of_13_to_19_digits_pass_luhn(length, card):
+    assert len(card) == length and luhn_valid(card)
+
+
+@pytest.mark.parametrize("card", CARDS.values(), ids=[f"{n}-digits" for n in CARDS])
+def test_full_card_number_in_free_text_keeps_only_first_six_and_last_four(card):
+    masked = mask_cards_in_text(f"扣款失败,卡号{card}。")
+    assert card not in masked
+    assert masked == f"扣款失败,卡号{card[:6]}{'*' * (len(card) - 10)}{card[-4:]}。"
+
+
+@pytest.mark.parametrize("written", ["4111 1111 1111 1111", "4111-1111-1111-1111",
+                                     "622202 1234567890128"])
+def test_card_number_written_in_groups_is_masked_too(written):
+    masked = mask_cards_in_text(f"card {written} declined")
+    assert sum(char.isdigit() for char in masked) == 10
+    assert masked.startswith("card " + written[:4])
+
+
+@pytest.mark.parametrize("value", [
+    "4111111111111112",  # fails Luhn: an order number, not a card
+    "20261127000000270001",  # 20 digits: an instruction id
+    "411111111111",  # 12 digits
+    "2026-11-27 10:00:00",
+    "13812345678",
+], ids=["not-luhn", "20-digit-id", "12-digits", "timestamp", "phone"])
+def test_digit_runs_that_are_not_card_numbers_stay(value):
+    assert mask_cards_in_text(f"x {value} y") == f"x {value} y"
+
+
+def test_card_number_inside_a_longer_digit_run_is_not_cut_out_of_it():
+    run = "9" + CARDS[16] + "9"
+    assert mask_cards_in_text(run) == run
+
+
+def test_mask_cards_on_a_column_leaves_missing_values_missing():
+    masked = mask_cards(pd.Series([f"a {CARDS[16]}", None, "plain"], dtype="str"))
+    assert masked.iloc[0] == "a 411111******1111" and pd.isna(masked.iloc[1])
+    assert masked.iloc[2] == "plain"
+
+
+@pytest.mark.parametrize("value", ["=HYPERLINK(\"http://x\")", "+cmd|' /C calc'!A0", "-2+3",
+                                   "@SUM(A1)", "\tleading tab", "\rleading cr", "-", "+"])
+def test_cell_that_would_start_a_formula_is_defused(value):
+    assert defuse_formulas(pd.Series([value], dtype="str")).iloc[0] == "'" + value
+
+
+@pytest.mark.parametrize("value", ["-12.50", "+3", "-1000", "0.00", "12", "a=b", "余额不足", ""])
+def test_numbers_and_ordinary_text_are_left_alone(value):
+    assert defuse_formulas(pd.Series([value], dtype="str")).iloc[0] == value
+
+
+def test_safe_frame_masks_only_free_text_columns_and_defuses_every_column():
+    frame = pd.DataFrame({
+        "loan_id": [CARDS[16]],
+        "response_msg": [f"=card {CARDS[16]}"],
+        "line": pd.array([None], dtype="Int64"),
+        "amount": [-12.5],
+    })
+    safe = safe_frame(frame, ["response_msg"])
+    assert safe.iloc[0].tolist() == [CARDS[16], "'=card 411111******1111", "", "-12.5"]
