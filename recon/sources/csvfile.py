@@ -3,8 +3,11 @@
 No value is interpreted here (validate.py does that); this module only answers "what rows are in
 this file, on which lines, under which normalised column names", and which records could not even
 be split into fields. Clean files take the multi-threaded pyarrow reader; a file pyarrow will not
-take (ragged rows, bad bytes, huge fields) is re-read with the standard library's csv module,
-which is slower but finds every broken record with its line number.
+take (ragged rows, bad bytes, huge fields, an odd number of quotes) is re-read with the standard
+library's csv module, which is slower but finds every broken record with its line number.
+
+A file that cannot be used at all (too large, binary, no header, cut off in the middle of its
+last record) raises InputRefused naming the file, the line where it applies, and what to do.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +27,9 @@ import pyarrow.csv as pacsv
 from recon.errors import InputRefused
 
 UTF8_BOM = codecs.BOM_UTF8
+MAX_HEADER_BYTES = 1_000_000
+BAD_BYTES_REASON = "bytes are not valid in the file's encoding"
+RESEND = "ask the sender to resend the complete file, then rerun the date"
 
 
 @dataclass
@@ -33,7 +40,10 @@ class RawTable:
     frame: pd.DataFrame  # normalised column names; one row per well-formed record
     lines: np.ndarray  # physical line where each row of `frame` starts (header is line 1)
     records: int  # data records in the file, well-formed or not
-    broken: pd.DataFrame = field(default_factory=lambda: empty_rejects())  # unsplittable records
+    broken: pd.DataFrame = field(default_factory=lambda: empty_rejects())  # records left out
+    # Records of `broken` that did split into the header's fields (one field too long, bad
+    # bytes), as rows like `frame`'s: a control total over the file still counts them.
+    flawed: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def empty_rejects() -> pd.DataFrame:
@@ -46,45 +56,76 @@ def normalise_header(name: str) -> str:
     return name.strip().lstrip("\ufeff").strip().lower()
 
 
+def too_large(display: str, max_bytes: int) -> InputRefused:
+    return InputRefused(f"file is over the {max_bytes:,}-byte limit", file=display,
+                        next_step="check the upstream export, or raise RECON_MAX_FILE_BYTES")
+
+
 def read_bytes(path: Path, display: str, max_bytes: int) -> bytes:
+    """The bytes of `path`; a file over `max_bytes` is refused without reading more than that."""
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise InputRefused(
-                f"file is {size:,} bytes, above the {max_bytes:,}-byte limit",
-                file=display, next_step="check the upstream export or raise RECON_MAX_FILE_BYTES")
-        return path.read_bytes()
+        with path.open("rb") as handle:
+            # One byte past the limit at most: a file still being written (or a device posing as
+            # a file) cannot make us hold more than max_bytes.
+            data = handle.read(max_bytes + 1)
     except OSError as exc:
         raise InputRefused(f"cannot read file: {exc.strerror or exc}", file=display,
                            next_step="check the file exists and is readable") from exc
+    if len(data) > max_bytes:
+        raise too_large(display, max_bytes)
+    return data
 
 
-def decode(data: bytes, encoding: str, display: str) -> str:
-    """Text of `data`; undecodable bytes survive as lone surrogates so their rows can be rejected."""
+def transcode(data: bytes, encoding: str, display: str) -> bytes:
+    """Bytes in a declared non-UTF-8 encoding -> UTF-8; undecodable bytes stay marked.
+
+    Undecodable bytes become lone surrogates (encoded with surrogatepass), which the readers below
+    treat as invalid UTF-8, so their rows are rejected. A file whose bytes are in fact UTF-8 with
+    non-ASCII text is refused: decoded as, say, GB18030 it would turn into mojibake that no row
+    rule notices.
+    """
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            raise InputRefused(
+                f"the control file declares encoding {encoding}, but the bytes are UTF-8 text",
+                file=display, next_step="correct or remove encoding= in the control file")
+    text = data.decode(encoding, errors="surrogateescape")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text.encode("utf-8", errors="surrogatepass")
+
+
+def refuse_binary(data: bytes, display: str) -> None:
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise InputRefused("file is UTF-16 text, not UTF-8", file=display,
+                           next_step="ask the sender for a UTF-8 CSV export")
     if b"\x00" in data[:65536]:
         raise InputRefused("file holds NUL bytes: it is binary, not CSV text", file=display,
                            next_step="ask the sender for the CSV export")
-    text = data.decode(encoding, errors="surrogateescape")
-    return text[1:] if text.startswith("\ufeff") else text
 
 
 def read_csv(path: Path, display: str, *, encoding: str = "utf-8", max_bytes: int,
              max_field_chars: int, max_columns: int, data: bytes | None = None) -> RawTable:
-    """Split `path` into records. Raises InputRefused when the file has no usable header."""
+    """Split `path` (or `data`, its bytes) into records; InputRefused if it is unusable."""
     if data is None:
         data = read_bytes(path, display, max_bytes)
+    elif len(data) > max_bytes:
+        raise too_large(display, max_bytes)
     if codecs.lookup(encoding).name != "utf-8":
-        # Transcode once so both readers below see UTF-8; bad bytes stay marked as surrogates.
-        text = decode(data, encoding, display)
-        data = text.encode("utf-8", errors="surrogatepass")
-        encoding = "utf-8"
+        data = transcode(data, encoding, display)
     elif data.startswith(UTF8_BOM):
         data = data[len(UTF8_BOM):]
-    if b"\x00" in data[:65536]:
-        raise InputRefused("file holds NUL bytes: it is binary, not CSV text", file=display,
-                           next_step="ask the sender for the CSV export")
+    refuse_binary(data, display)
 
     header = _read_header(data, display, max_columns)
+    # pyarrow takes a quote left open at the end of the file, and NUL bytes, without a word:
+    # such files go to the csv-module reader, which reports them.
+    if b"\x00" in data or data.count(b'"') % 2:
+        return _read_slow(data, display, header, max_field_chars)
     try:
         return _read_fast(data, display, header, max_field_chars)
     except (pa.ArrowInvalid, UnicodeDecodeError, _NeedsSlowPath):
@@ -96,23 +137,36 @@ class _NeedsSlowPath(Exception):
 
 
 def _read_header(data: bytes, display: str, max_columns: int) -> list[str]:
-    first_line_end = data.find(b"\n")
+    if not data.strip(b" \t\r\n"):
+        raise InputRefused("file is empty: no header row", file=display,
+                           next_step="ask the sender to resend the file")
+    first_line_end = data.find(b"\n", 0, MAX_HEADER_BYTES + 1)
+    if first_line_end < 0 and len(data) > MAX_HEADER_BYTES:
+        raise InputRefused(f"header line is over {MAX_HEADER_BYTES:,} bytes long", file=display,
+                           line=1, next_step="check the file is the CSV export")
     head = data if first_line_end < 0 else data[: first_line_end + 1]
-    if len(head) > 1_000_000:
-        raise InputRefused("header line is over 1 MB long", file=display, line=1,
-                           next_step="check the file is a CSV export")
-    text = head.decode("utf-8", errors="replace")
+    columns = head.count(b",") + 1
+    if columns > max_columns:
+        raise InputRefused(f"header has {columns:,} columns, more than the {max_columns:,} allowed",
+                           file=display, line=1,
+                           next_step="check the file is the right export, or raise "
+                                     "RECON_MAX_COLUMNS")
     try:
-        row = next(csv.reader(io.StringIO(text)), [])
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputRefused("header row is not text in the file's encoding (UTF-8 unless the "
+                           "control file declares another): the file is binary or in another "
+                           "encoding", file=display, line=1,
+                           next_step="ask the sender for the CSV export in UTF-8") from None
+    try:
+        row = next(csv.reader(io.StringIO(text, newline="")), [])
     except csv.Error as exc:
-        raise InputRefused(f"header cannot be parsed: {exc}", file=display, line=1) from exc
+        raise InputRefused(f"header row cannot be parsed as CSV ({exc})", file=display, line=1,
+                           next_step="check the file is the CSV export") from None
     names = [normalise_header(name) for name in row]
     if not any(names):
-        raise InputRefused("file is empty: no header row", file=display, line=1,
-                           next_step="ask the sender to resend the file")
-    if len(names) > max_columns:
-        raise InputRefused(f"header has {len(names):,} columns, more than the {max_columns} allowed",
-                           file=display, line=1, next_step="check the file is the right export")
+        raise InputRefused("line 1 holds no column names; the header row must come first",
+                           file=display, line=1, next_step="ask the sender to fix the file")
     return names
 
 
@@ -150,8 +204,14 @@ def _read_fast(data: bytes, display: str, header: list[str], max_field_chars: in
     return RawTable(display, _strip(frame), lines, records)
 
 
+def _text_stream(data: bytes) -> io.TextIOWrapper:
+    # Decoded piece by piece: a whole-file str would cost up to 4 bytes per character.
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="surrogateescape",
+                            newline="")
+
+
 def _record_start_lines(data: bytes) -> np.ndarray:
-    reader = csv.reader(io.StringIO(data.decode("utf-8", errors="surrogateescape"), newline=""))
+    reader = csv.reader(_text_stream(data))
     starts = []
     previous_end = 0
     for row in reader:
@@ -163,16 +223,20 @@ def _record_start_lines(data: bytes) -> np.ndarray:
 
 
 def _read_slow(data: bytes, display: str, header: list[str], max_field_chars: int) -> RawTable:
-    text = data.decode("utf-8", errors="surrogateescape")
-    csv.field_size_limit(max(max_field_chars * 4, 131072))
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # No field-size limit in the csv module itself: it would stop inside a runaway quoted field
+    # and resume mid-field, splitting one broken record into many bogus ones. The file is bounded
+    # by max_file_bytes already; a field over max_field_chars rejects its row below.
+    csv.field_size_limit(max(len(data), 131072))
+    reader = csv.reader(_text_stream(data))
     n_columns = len(header)
     good_rows: list[list[str]] = []
     good_lines: list[int] = []
+    flawed_rows: list[list[str]] = []
     broken: list[dict] = []
     previous_end = 0
     records = 0
     first = True
+    last_start, last_fields = 0, n_columns
     while True:
         start = previous_end + 1
         try:
@@ -182,7 +246,7 @@ def _read_slow(data: bytes, display: str, header: list[str], max_field_chars: in
         except csv.Error as exc:
             previous_end = reader.line_num
             records += 1
-            broken.append(_broken(display, start, "", f"record cannot be parsed: {exc}"))
+            broken.append(_broken(display, start, "", f"record cannot be parsed as CSV: {exc}"))
             continue
         previous_end = reader.line_num
         if first:
@@ -191,40 +255,93 @@ def _read_slow(data: bytes, display: str, header: list[str], max_field_chars: in
         if not row:
             continue  # blank line
         records += 1
+        last_start, last_fields = start, len(row)
         if len(row) != n_columns:
+            spans = f" (the record spans lines {start}-{previous_end}: an unbalanced quote?)" \
+                if previous_end > start else ""
             broken.append(_broken(display, start, "",
-                                  f"expected {n_columns} fields as in the header, found {len(row)}",
-                                  ",".join(row)[:200]))
+                                  f"expected {n_columns} fields as in the header, found "
+                                  f"{len(row)}{spans}", ",".join(row)[:200]))
             continue
         bad_column = _first_bad_field(row, header, max_field_chars)
         if bad_column is not None:
             index, reason = bad_column
             broken.append(_broken(display, start, header[index], reason, row[index][:200]))
+            flawed_rows.append([value.encode("utf-8", errors="replace").decode("utf-8")
+                                for value in row])
             continue
         good_rows.append(row)
         good_lines.append(start)
-    frame = pd.DataFrame(good_rows, columns=range(n_columns), dtype="str") if good_rows else \
+    if last_start:
+        _refuse_truncated(data, display, last_start, last_fields, n_columns)
+    broken_frame = pd.DataFrame(broken) if broken else empty_rejects()
+    return RawTable(display, _string_frame(good_rows, header),
+                    np.asarray(good_lines, dtype=np.int64), records, broken_frame,
+                    _string_frame(flawed_rows, header))
+
+
+def _string_frame(rows: list[list[str]], header: list[str]) -> pd.DataFrame:
+    n_columns = len(header)
+    frame = pd.DataFrame(rows, columns=range(n_columns), dtype="str") if rows else \
         pd.DataFrame({i: pd.Series(dtype="str") for i in range(n_columns)})
     frame.columns = header
-    broken_frame = pd.DataFrame(broken) if broken else empty_rejects()
-    return RawTable(display, _strip(frame), np.asarray(good_lines, dtype=np.int64), records,
-                    broken_frame)
+    return _strip(frame)
+
+
+LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def _refuse_truncated(data: bytes, display: str, last_start: int, last_fields: int,
+                      n_columns: int) -> None:
+    """Refuse a file cut off inside its last record: the rows after the cut are lost unseen.
+
+    Two signs: the last record opens a quote that never closes (the csv module would quietly
+    end the field at the end of the file), or it is short of fields with no line end after it.
+    """
+    if data.count(b'"') % 2:
+        tail = data[_line_offset(data, last_start):]
+        try:
+            for _ in csv.reader(_text_stream(tail), strict=True):
+                pass
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                raise InputRefused(
+                    "a quoted field opened on this line is never closed before the end of the "
+                    "file: the file looks truncated", file=display, line=last_start,
+                    next_step=RESEND) from None
+    if last_fields < n_columns and not data.endswith((b"\n", b"\r")):
+        raise InputRefused(
+            f"the last record has {last_fields} of the header's {n_columns} fields and no line "
+            f"end: the file looks truncated", file=display, line=last_start, next_step=RESEND)
+
+
+def _line_offset(data: bytes, line: int) -> int:
+    """Byte offset where physical `line` (1-based, as the csv module counts) starts."""
+    if line <= 1:
+        return 0
+    for number, match in enumerate(LINE_END.finditer(data), start=2):
+        if number == line:
+            return match.end()
+    return len(data)
 
 
 def _first_bad_field(row: list[str], header: list[str], max_field_chars: int):
     for index, value in enumerate(row):
         if len(value) > max_field_chars:
             return index, f"field is {len(value):,} characters long, over the {max_field_chars:,} limit"
+        if "\x00" in value:
+            return index, "field holds a NUL byte (binary data)"
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return index, "bytes are not valid in the file's encoding"
+            return index, BAD_BYTES_REASON
     return None
 
 
 def _broken(display: str, line: int, column: str, reason: str, value: str = "") -> dict:
     return {"file": display, "line": line, "column": column,
-            "value": value.encode("utf-8", errors="replace").decode("utf-8"), "reason": reason}
+            "value": value.encode("utf-8", errors="replace").decode("utf-8").replace("\x00", ""),
+            "reason": reason}
 
 
 def _strip(frame: pd.DataFrame) -> pd.DataFrame:
