@@ -16,12 +16,17 @@ import numpy as np
 import pandas as pd
 
 from recon.contract import BINDING_STATUSES, CONFIRM_STATUSES, SETTLEMENT_STATUSES
+from recon.sinks.safety import mask_cards
 from recon.sources.csvfile import RawTable, empty_rejects
 
 AMOUNT_PATTERN = r"[0-9]{1,12}(?:\.[0-9]{1,2})?"
 TIMESTAMP_PATTERN = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
                      r"(?:Z|z|[+-][0-9]{2}:?[0-9]{2})?")
 OFFSET_SUFFIX = r"(?:Z|z|[+-][0-9]{2}:?[0-9]{2})$"
+AMOUNT_PARTS = r"^([0-9]{1,12})(?:\.([0-9]{1,2}))?$"
+# What datetime64[ns] holds, with a day to spare for time-zone shifts.
+EARLIEST_MOMENT = pd.Timestamp("1677-09-23")
+LATEST_MOMENT = pd.Timestamp("2262-04-10")
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,11 @@ def maybe_empty(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series
     return values, pd.Series(True, index=values.index)
 
 
+def free_text(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
+    """Any text; a full card number in it is masked here, before anything can copy it out."""
+    return mask_cards(values), pd.Series(True, index=values.index)
+
+
 def positive_integer(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
     digits = values.str.fullmatch(r"[0-9]{1,9}")
     parsed = pd.to_numeric(values.where(digits, None), errors="coerce").astype("Int64")
@@ -75,33 +85,42 @@ def positive_integer(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.S
 
 def amount_fen(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
     """Yuan text -> integer fen, exactly: `1234.5` -> 123450. Zero and negatives break the rule."""
-    ok = values.str.fullmatch(AMOUNT_PATTERN)
-    parts = values.where(ok, "0").str.split(".", n=1, expand=True, regex=False)
-    yuan = pd.to_numeric(parts[0]).astype("int64")
-    if parts.shape[1] > 1:
-        cents_text = parts[1].fillna("").str.ljust(2, "0")
-        cents = pd.to_numeric(cents_text.where(cents_text != "00", "0")).astype("int64")
-    else:
-        cents = 0
+    parts = values.str.extract(AMOUNT_PARTS)
+    ok = parts[0].notna()
+    yuan = pd.to_numeric(parts[0].fillna("0")).astype("int64")
+    cents = pd.to_numeric(parts[1].fillna("").str.ljust(2, "0")).astype("int64")
     fen = yuan * 100 + cents
     return fen, ok & (fen > 0)
 
 
 def timestamp(values: pd.Series, context: RuleContext) -> tuple[pd.Series, pd.Series]:
-    """Local `YYYY-MM-DD HH:MM:SS` or ISO 8601 with offset -> UTC timestamps."""
+    """Local `YYYY-MM-DD HH:MM:SS` or ISO 8601 with offset -> UTC timestamps.
+
+    A moment outside what datetime64[ns] holds (years before 1678 or after 2261, say the
+    `9999-12-31` some systems write for "never") breaks the rule rather than the run.
+    """
     shaped = values.str.fullmatch(TIMESTAMP_PATTERN)
     has_offset = shaped & values.str.contains(OFFSET_SUFFIX, regex=True)
     local_text = values.where(shaped & ~has_offset, None).str.replace("T", " ", regex=False)
     parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
     if local_text.notna().any():
-        local = pd.to_datetime(local_text, format="ISO8601", errors="coerce")
+        local = _in_range(pd.to_datetime(local_text, format="ISO8601", errors="coerce"))
         local = local.dt.tz_localize(context.tz, ambiguous="NaT", nonexistent="NaT")
         parsed = parsed.where(local.isna(), local.dt.tz_convert("UTC"))
     if has_offset.any():
-        aware = pd.to_datetime(values.where(has_offset, None), format="ISO8601", errors="coerce",
-                               utc=True)
+        aware = _in_range(pd.to_datetime(values.where(has_offset, None), format="ISO8601",
+                                         errors="coerce", utc=True))
         parsed = parsed.where(~has_offset, aware)
     return parsed.astype("datetime64[ns, UTC]"), parsed.notna()
+
+
+def _in_range(moments: pd.Series) -> pd.Series:
+    """`moments` in nanoseconds; those nanoseconds cannot hold become NaT."""
+    naive = moments.dt.tz_localize(None) if moments.dt.tz is not None else moments
+    inside = (naive >= EARLIEST_MOMENT) & (naive <= LATEST_MOMENT)
+    kept = moments.where(inside)
+    unit = "datetime64[ns, UTC]" if moments.dt.tz is not None else "datetime64[ns]"
+    return kept.astype(unit)
 
 
 def optional_timestamp(values: pd.Series, context: RuleContext) -> tuple[pd.Series, pd.Series]:
@@ -167,7 +186,7 @@ BINDINGS = FileSpec(
         Check("binding_id", "binding_id is empty", non_empty),
         Check("loan_id", "loan_id is empty", non_empty),
         Check("account_token", "account_token is empty", non_empty),
-        Check("card_no_masked", "", maybe_empty),
+        Check("card_no_masked", "", free_text),
         Check("bank_code", "", maybe_empty),
         Check("status", "status must be ACTIVE, UNBOUND, REVOKED or EXPIRED",
               one_of(BINDING_STATUSES)),
@@ -204,7 +223,7 @@ SETTLEMENT = FileSpec(
         Check("amount", "amount must be a positive amount with at most 2 decimals", amount_fen),
         Check("status", "status must be SUCCESS or FAILED", one_of(SETTLEMENT_STATUSES)),
         Check("response_code", "", maybe_empty),
-        Check("response_msg", "", maybe_empty),
+        Check("response_msg", "", free_text),
         Check("txn_time", "txn_time must be a timestamp", timestamp),
     ),
     key=("gateway_txn_id",),
@@ -216,7 +235,7 @@ INCIDENTS = FileSpec(
         Check("gateway", "gateway is empty", non_empty),
         Check("started_at", "started_at must be a timestamp", timestamp),
         Check("ended_at", "ended_at must be a timestamp", timestamp),
-        Check("description", "", maybe_empty),
+        Check("description", "", free_text),
     ),
     key=(),
 )

@@ -1,0 +1,160 @@
+"""recon.validate: the row rules of CONTRACT section 2, one test per rule, on the smallest frame."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recon import validate as v
+from recon.sources.csvfile import RawTable
+
+D = dt.date(2026, 11, 27)
+CONTEXT = v.RuleContext(D, ZoneInfo("Asia/Shanghai"))
+CARD = "6222021234567890128"  # 19 digits, passes Luhn
+
+
+def text(*values: str) -> pd.Series:
+    return pd.Series(list(values), dtype="str")
+
+
+def raw(spec: v.FileSpec, records: list[dict]) -> RawTable:
+    frame = pd.DataFrame({column: [record.get(column, "") for record in records]
+                          for column in spec.columns}, dtype="str")
+    return RawTable(spec.name, frame, np.arange(2, len(records) + 2, dtype=np.int64),
+                    len(records))
+
+
+INSTALLMENT = {"loan_id": "L1", "installment_no": "1", "borrower_id": "B1",
+               "due_date": "2026-11-27", "amount_due": "100.00", "currency": "CNY"}
+SETTLEMENT_ROW = {"gateway_txn_id": "T1", "instruction_id": "I1", "amount": "5", "status": "FAILED",
+                  "response_code": "51", "response_msg": "", "txn_time": "2026-11-27 08:00:00"}
+
+
+# --- amounts ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, fen", [("1234.5", 123450), ("1234.50", 123450), ("500", 50000),
+                                        ("0.01", 1), ("100.10", 10010), ("999999999999.99",
+                                                                         99999999999999)])
+def test_amount_is_exact_integer_fen(value, fen):
+    parsed, ok = v.amount_fen(text(value), CONTEXT)
+    assert bool(ok[0]) and int(parsed[0]) == fen
+
+
+@pytest.mark.parametrize("value", ["0", "0.00", "-5", "+5", "1,000", "1e3", "12.345", "1.", ".5",
+                                   "", "abc", "１２"])
+def test_amount_that_is_not_a_positive_plain_decimal_breaks_the_rule(value):
+    _, ok = v.amount_fen(text(value), CONTEXT)
+    assert not bool(ok[0])
+
+
+def test_amount_rule_on_no_rows_gives_no_rows():
+    parsed, ok = v.amount_fen(text(), CONTEXT)
+    assert len(parsed) == 0 and len(ok) == 0
+
+
+# --- timestamps ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, utc", [
+    ("2026-11-27 08:00:00", "2026-11-27 00:00:00"),
+    ("2026-11-27T08:00:00+08:00", "2026-11-27 00:00:00"),
+    ("2026-11-27T00:00:00Z", "2026-11-27 00:00:00"),
+    ("2026-11-27 08:00:00.5", "2026-11-27 00:00:00.5"),
+])
+def test_timestamp_is_local_time_or_iso_with_offset(value, utc):
+    parsed, ok = v.timestamp(text(value), CONTEXT)
+    assert bool(ok[0]) and parsed[0] == pd.Timestamp(utc, tz="UTC")
+
+
+@pytest.mark.parametrize("value", ["9999-12-31 23:59:59", "0001-01-01T00:00:00Z",
+                                   "1000-01-01 00:00:00", "2026-02-30 00:00:00", "2026-11-27",
+                                   "27/11/2026 08:00:00", ""])
+def test_timestamp_out_of_range_or_malformed_breaks_the_rule_without_crashing(value):
+    _, ok = v.timestamp(text(value, "2026-11-27 08:00:00"), CONTEXT)
+    assert ok.tolist() == [False, True]
+
+
+def test_optional_timestamp_may_be_empty():
+    _, ok = v.optional_timestamp(text("", "x"), CONTEXT)
+    assert ok.tolist() == [True, False]
+
+
+# --- other column rules -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, ok", [("1", True), ("01", True), ("0", False), ("-1", False),
+                                       ("1.0", False), ("", False), ("x", False)])
+def test_installment_no_is_an_integer_of_at_least_one(value, ok):
+    assert bool(v.positive_integer(text(value), CONTEXT)[1][0]) is ok
+
+
+def test_enum_values_are_compared_case_insensitively():
+    parsed, ok = v.one_of(("ACTIVE", "UNBOUND"))(text("active", "Unbound", "gone"), CONTEXT)
+    assert parsed.tolist()[:2] == ["ACTIVE", "UNBOUND"] and ok.tolist() == [True, True, False]
+
+
+def test_free_text_masks_full_card_numbers_and_keeps_the_rest():
+    parsed, ok = v.free_text(text(f"卡号{CARD}余额不足", "订单 20261127000000270001"), CONTEXT)
+    assert parsed.tolist() == ["卡号622202*********0128余额不足", "订单 20261127000000270001"]
+    assert ok.all()
+
+
+# --- whole files --------------------------------------------------------------------------------
+
+SPECS = [v.INSTALLMENTS, v.BINDINGS, v.INSTRUCTIONS, v.SETTLEMENT, v.INCIDENTS]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[spec.name for spec in SPECS])
+def test_a_file_with_no_rows_validates_to_no_rows(spec):
+    validated = v.validate(raw(spec, []), spec, CONTEXT)
+    assert validated.rows_read == validated.rows_used == validated.rows_rejected == 0
+
+
+def test_a_row_is_rejected_once_for_its_first_broken_column_in_contract_order():
+    bad = {**INSTALLMENT, "installment_no": "0", "amount_due": "-1", "currency": "USD"}
+    validated = v.validate(raw(v.INSTALLMENTS, [INSTALLMENT, bad]), v.INSTALLMENTS, CONTEXT)
+    assert validated.rejects[["line", "column"]].values.tolist() == [[3, "installment_no"]]
+    assert validated.rows_used == 1
+
+
+def test_due_date_of_another_day_is_rejected_with_its_value():
+    other = {**INSTALLMENT, "due_date": "2026-11-28"}
+    rejects = v.validate(raw(v.INSTALLMENTS, [other]), v.INSTALLMENTS, CONTEXT).rejects
+    assert rejects[["column", "value"]].values.tolist() == [["due_date", "2026-11-28"]]
+
+
+def test_exact_duplicate_collapses_and_is_counted():
+    validated = v.validate(raw(v.INSTALLMENTS, [INSTALLMENT, INSTALLMENT]), v.INSTALLMENTS,
+                           CONTEXT)
+    assert (validated.rows_used, validated.duplicates_collapsed, validated.rows_rejected) == \
+        (1, 1, 0)
+
+
+def test_same_key_with_different_values_rejects_every_row_of_the_key():
+    other = {**INSTALLMENT, "amount_due": "200.00"}
+    validated = v.validate(raw(v.INSTALLMENTS, [INSTALLMENT, other, INSTALLMENT]),
+                           v.INSTALLMENTS, CONTEXT)
+    assert validated.rows_used == 0 and validated.rows_rejected == 3
+    assert set(validated.rejects["column"]) == {"loan_id/installment_no"}
+
+
+def test_amounts_equal_in_fen_are_the_same_value_for_duplicates():
+    same = {**INSTALLMENT, "amount_due": "100"}
+    validated = v.validate(raw(v.INSTALLMENTS, [INSTALLMENT, same]), v.INSTALLMENTS, CONTEXT)
+    assert validated.duplicates_collapsed == 1
+
+
+def test_card_number_in_response_msg_never_reaches_the_valid_frame():
+    row = {**SETTLEMENT_ROW, "response_msg": f"card {CARD} declined"}
+    valid = v.validate(raw(v.SETTLEMENT, [row]), v.SETTLEMENT, CONTEXT).valid
+    assert CARD not in valid["response_msg"].iloc[0]
+
+
+def test_rows_read_add_up_to_used_collapsed_and_rejected():
+    rows = [INSTALLMENT, INSTALLMENT, {**INSTALLMENT, "loan_id": ""},
+            {**INSTALLMENT, "loan_id": "L2"}, {**INSTALLMENT, "loan_id": "L2", "currency": "cny"}]
+    validated = v.validate(raw(v.INSTALLMENTS, rows), v.INSTALLMENTS, CONTEXT)
+    assert validated.rows_read == 5
+    assert validated.rows_used + validated.duplicates_collapsed + validated.rows_rejected == 5
