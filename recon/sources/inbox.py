@@ -19,9 +19,12 @@ from recon import validate as v
 from recon.codes import CodeMap, normalise_scheme
 from recon.config import Settings
 from recon.errors import InputRefused
+from recon.sinks.safety import mask_cards_in_text
+from recon.sources import csvfile
 from recon.sources.csvfile import RawTable, read_bytes, read_csv
 
 REQUIRED_FILES = (v.INSTALLMENTS, v.BINDINGS, v.INSTRUCTIONS)
+MAX_CONTROL_BYTES = 1 << 20
 
 
 @dataclass
@@ -140,11 +143,15 @@ def _load_file(path: Path, spec: v.FileSpec, context: v.RuleContext, settings: S
 def _require_columns(raw: RawTable, spec: v.FileSpec) -> None:
     missing = v.missing_columns(raw, spec)
     if missing:
-        hint = "check the header row"
-        if len(raw.frame.columns) == 1 and any(sep in raw.frame.columns[0] for sep in ";|\t"):
-            hint = "the file does not look comma-separated; ask the sender for a comma-separated export"
+        names = list(raw.frame.columns)
+        separator = next((sep for sep in ";|\t" if len(names) == 1 and sep in names[0]), None)
+        if separator:
+            raise InputRefused(f"the header does not split on commas; the file looks "
+                               f"{separator!r}-separated", file=raw.file, line=1,
+                               next_step="ask the sender for a comma-separated export")
         raise InputRefused(f"required column(s) missing: {', '.join(missing)}", file=raw.file,
-                           line=1, column=missing[0], next_step=hint)
+                           line=1, column=missing[0],
+                           next_step="ask the sender for the file with the contract's columns")
     duplicated = v.duplicated_columns(raw, spec)
     if duplicated:
         raise InputRefused(f"column(s) appear more than once in the header: {', '.join(duplicated)}",
@@ -158,13 +165,30 @@ def _check_reject_rate(validated: v.Validated, settings: Settings) -> None:
     rate = validated.rows_rejected / validated.rows_read
     if rate > settings.max_reject_rate:
         first = validated.rejects.iloc[0]
+        cause, next_step = _likely_cause(validated.rejects)
         raise InputRefused(
             f"{validated.rows_rejected} of {validated.rows_read} rows rejected ({rate:.1%}), over "
             f"the {settings.max_reject_rate:.1%} limit; first: line {first['line']}, column "
-            f"{first['column'] or '-'}: {first['reason']}",
+            f"{first['column'] or '-'}: {first['reason']}{cause}",
             file=validated.file,
-            next_step="fix the upstream file, or rerun with a higher --max-reject-rate if the "
-                      "rows may really be left out")
+            next_step=next_step or "fix the upstream file, or rerun with a higher "
+                                   "--max-reject-rate if the rows may really be left out")
+
+
+def _likely_cause(rejects: pd.DataFrame) -> tuple[str, str]:
+    """What a file with mostly one kind of reject probably is, and what to do about it."""
+    most = len(rejects) / 2
+    bad_bytes = rejects["reason"].str.startswith(csvfile.BAD_BYTES_REASON)
+    if bad_bytes.sum() > most:
+        return ("; the file does not look like UTF-8 (GB18030?)",
+                "a settlement file declares its encoding in its .ctl (encoding=gb18030); "
+                "the other files must be UTF-8: ask the sender to fix the file or its .ctl")
+    due = rejects.loc[rejects["column"] == "due_date", "value"]
+    if len(due) > most:
+        return (mask_cards_in_text(f"; most rows are due {due.value_counts().index[0]}: these "
+                                   f"look like another date's files"),
+                "put each date's files in its own inbox folder, then rerun the date")
+    return "", ""
 
 
 def _ledger(validated: v.Validated, digest: str, refused: str = "") -> FileLedger:
@@ -175,15 +199,19 @@ def _ledger(validated: v.Validated, digest: str, refused: str = "") -> FileLedge
 # --- settlement files -------------------------------------------------------------------------
 
 class _NotArrived(Exception):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, digest: str = "") -> None:
         super().__init__(reason)
-        self.reason = reason
+        self.reason = mask_cards_in_text(reason)  # the reason quotes the .ctl's own text
+        self.digest = digest
 
 
 def _load_settlements(day_dir: Path, expected: set[str], context: v.RuleContext,
                       settings: Settings, codes: CodeMap):
-    stems = {path.stem for path in day_dir.glob("settlement_*.csv")}
-    stems |= {path.stem for path in day_dir.glob("settlement_*.ctl")}
+    stems = {path.stem for path in day_dir.glob("settlement_*.csv") if path.is_file()}
+    stems |= {path.stem for path in day_dir.glob("settlement_*.ctl") if path.is_file()}
+    by_gateway: dict[str, list[str]] = {}
+    for stem in stems:
+        by_gateway.setdefault(gateway_key(stem[len("settlement_"):]), []).append(stem)
     frames: list[pd.DataFrame] = []
     arrived: set[str] = set()
     refusals: list[SettlementRefusal] = []
@@ -193,10 +221,17 @@ def _load_settlements(day_dir: Path, expected: set[str], context: v.RuleContext,
         gateway = stem[len("settlement_"):]
         csv_path, ctl_path = day_dir / f"{stem}.csv", day_dir / f"{stem}.ctl"
         try:
+            namesakes = sorted(by_gateway[gateway_key(gateway)])
+            if len(namesakes) > 1:
+                raise _NotArrived(f"refused: files {', '.join(namesakes)} name the same gateway "
+                                  f"{gateway!r}; keep exactly one")
             validated, digest, scheme = _load_settlement(gateway, csv_path, ctl_path, context,
                                                          settings, codes)
         except _NotArrived as refusal:
             refusals.append(SettlementRefusal(gateway, csv_path.name, refusal.reason))
+            if csv_path.is_file():
+                ledger.append(FileLedger(csv_path.name, 0, 0, 0, 0, refusal.digest,
+                                         refusal.reason))
             continue
         _check_reject_rate(validated, settings)
         frame = validated.valid
@@ -217,14 +252,12 @@ def _load_settlements(day_dir: Path, expected: set[str], context: v.RuleContext,
 
 def _load_settlement(gateway: str, csv_path: Path, ctl_path: Path, context: v.RuleContext,
                      settings: Settings, codes: CodeMap):
+    """The validated rows of one settlement file whose .ctl vouches for it; else _NotArrived."""
     if not ctl_path.is_file():
         raise _NotArrived(f"not arrived: control file {ctl_path.name} is missing")
     if not csv_path.is_file():
         raise _NotArrived(f"not arrived: {ctl_path.name} is there but {csv_path.name} is missing")
-    try:
-        control = parse_control(read_bytes(ctl_path, ctl_path.name, 1 << 20))
-    except (InputRefused, ValueError) as exc:
-        raise _NotArrived(f"refused: control file {ctl_path.name} unreadable: {exc}") from exc
+    control = _read_control(ctl_path)
     declared_gateway = control.get("gateway", "")
     if gateway_key(declared_gateway) != gateway_key(gateway):
         raise _NotArrived(f"refused: {ctl_path.name} names gateway {declared_gateway!r}, "
@@ -238,45 +271,70 @@ def _load_settlement(gateway: str, csv_path: Path, ctl_path: Path, context: v.Ru
         raise _NotArrived(f"refused: {ctl_path.name} declares unknown scheme {scheme!r} "
                           f"(known: {', '.join(sorted(codes.schemes))})")
     encoding = control.get("encoding", "") or "utf-8"
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
+    if not is_text_encoding(encoding):
         raise _NotArrived(f"refused: {ctl_path.name} declares unknown encoding {encoding!r}")
     try:
         declared_records = int(control["records"])
         declared_total = Decimal(control["amount_total"])
     except (KeyError, ValueError, InvalidOperation):
         raise _NotArrived(f"refused: {ctl_path.name} needs integer records= and decimal "
-                          f"amount_total=")
+                          f"amount_total=") from None
 
-    data = read_bytes(csv_path, csv_path.name, settings.max_file_bytes)
+    try:
+        data = read_bytes(csv_path, csv_path.name, settings.max_file_bytes)
+    except InputRefused as exc:
+        raise _NotArrived(f"refused: {exc}") from None
     digest = hashlib.sha256(data).hexdigest()
     declared_digest = control.get("sha256", "").lower()
     if declared_digest and declared_digest != digest:
         raise _NotArrived(f"refused: sha256 of {csv_path.name} is {digest}, {ctl_path.name} "
-                          f"declares {declared_digest}")
+                          f"declares {declared_digest}", digest)
     try:
         raw = read_csv(csv_path, csv_path.name, encoding=encoding,
                        max_bytes=settings.max_file_bytes, max_field_chars=settings.max_field_chars,
                        max_columns=settings.max_columns, data=data)
         _require_columns(raw, v.SETTLEMENT)
     except InputRefused as exc:
-        raise _NotArrived(f"refused: {exc}") from exc
+        raise _NotArrived(f"refused: {exc}", digest) from None
     if raw.records != declared_records:
         raise _NotArrived(f"refused: {csv_path.name} has {raw.records} data rows, "
-                          f"{ctl_path.name} declares {declared_records}")
+                          f"{ctl_path.name} declares {declared_records}", digest)
     validated = v.validate(raw, v.SETTLEMENT, context)
     totals = success_totals(raw, validated)
     if declared_total not in totals:
         raise _NotArrived(f"refused: SUCCESS rows of {csv_path.name} total {min(totals):.2f}, "
-                          f"{ctl_path.name} declares {declared_total:.2f}")
+                          f"{ctl_path.name} declares {declared_total}", digest)
     return validated, digest, scheme
 
 
+def _read_control(ctl_path: Path) -> dict[str, str]:
+    try:
+        return parse_control(read_bytes(ctl_path, ctl_path.name, MAX_CONTROL_BYTES))
+    except InputRefused as exc:
+        raise _NotArrived(f"refused: control file {ctl_path.name} unreadable: "
+                          f"{exc.message}") from None
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise _NotArrived(f"refused: control file {ctl_path.name} unreadable: {exc}") from None
+
+
+def is_text_encoding(encoding: str) -> bool:
+    """True for a codec that turns bytes into text (not `rot13`, `base64`, `zlib`...)."""
+    try:
+        codecs.lookup(encoding)
+        "a".encode(encoding).decode(encoding)  # a bytes-to-bytes codec raises LookupError here
+    except (LookupError, ValueError):
+        return False
+    return True
+
+
 def success_totals(raw: RawTable, validated: v.Validated) -> set[Decimal]:
-    """Totals a sender may have meant: over every SUCCESS row whose amount parses, or valid ones."""
-    success = raw.frame["status"].str.upper() == "SUCCESS"
-    fen, parses = v.amount_fen(raw.frame["amount"], None)
+    """Totals a sender may have meant: over every SUCCESS row whose amount parses, or valid ones.
+
+    "Every row" includes rows rejected for one bad field (bad bytes, say): the sender counted them.
+    """
+    rows = pd.concat([raw.frame, raw.flawed], ignore_index=True) if len(raw.flawed) else raw.frame
+    success = rows["status"].str.upper() == "SUCCESS"
+    fen, parses = v.amount_fen(rows["amount"], None)
     every_row = int(fen[success & parses].sum())
     valid = validated.valid
     valid_rows = int(valid.loc[valid["status"] == "SUCCESS", "amount"].sum())
@@ -285,6 +343,8 @@ def success_totals(raw: RawTable, validated: v.Validated) -> set[Decimal]:
 
 def parse_control(data: bytes) -> dict[str, str]:
     text = data.decode("utf-8-sig")
+    if "\x00" in text:
+        raise ValueError("it holds NUL bytes")
     control: dict[str, str] = {}
     for raw_line in text.splitlines():
         line = raw_line.strip()
