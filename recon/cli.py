@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -63,6 +64,8 @@ def main() -> None:
 
     Example: recon run --date 2026-11-27 --inbox ./inbox --out ./out
     """
+    # What recon creates (reports, the SQLite file and its lock files) is for owner and group.
+    os.umask(os.umask(0o007) | 0o007)
 
 
 @main.command("run")
