@@ -1,0 +1,156 @@
+"""`make bench`: the real CLI, end to end, on synthetic days of 100k and 1M installments.
+
+Generates the days once (cached in ./bench-data), runs `recon run` as a subprocess into PostgreSQL
+and into SQLite, and prints wall time per phase (from the run's `recon_runs.counts`), total wall
+time and peak resident memory of the process (from wait4). A tool, not a test: nothing here
+asserts a time.
+
+    python -m tests.bench.run                       # 100k and 1M, PostgreSQL and SQLite
+    python -m tests.bench.run --sizes 100000 --targets sqlite
+    python -m tests.bench.run --range-days 30       # also 30 days of 100k with --jobs 2 vs 1 day
+
+PostgreSQL comes from RECON_BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1/postgres);
+a database `recon_bench` is (re)created on that server for each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from recon.sinks.database import normalise_url
+from recon.synth import generate_day
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "bench-data"
+DAY = dt.date(2026, 11, 27)
+PHASES = ["read", "validate", "classify", "write_csv", "write_db"]  # as in RunReport.phases
+
+
+def ensure_day(size: int, day: dt.date = DAY) -> Path:
+    inbox = DATA / f"inbox-{size}"
+    if not (inbox / day.isoformat() / "installments.csv").is_file():
+        print(f"generating {size:,} installments for {day} into {inbox} ...", flush=True)
+        generate_day(day, size, inbox, seed=size % 9973 + day.toordinal())
+    return inbox
+
+
+def fresh_postgres() -> str:
+    server = normalise_url(os.environ.get("RECON_BENCH_DATABASE_URL",
+                                          "postgresql://postgres@127.0.0.1/postgres"))
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text('DROP DATABASE IF EXISTS recon_bench WITH (FORCE)'))
+        connection.execute(sa.text('CREATE DATABASE recon_bench'))
+    admin.dispose()
+    return server.set(database="recon_bench").render_as_string(hide_password=False)
+
+
+def fresh_sqlite(size: int) -> str:
+    path = DATA / f"bench-{size}.db"
+    for stale in DATA.glob(f"bench-{size}.db*"):
+        stale.unlink()
+    return f"sqlite:///{path}"
+
+
+def run_cli(args: list[str], database_url: str) -> tuple[int, float, int]:
+    """Run `recon` with `args`; returns (exit code, wall seconds, peak RSS in MiB)."""
+    command = [str(Path(sys.executable).parent / "recon"), *args, "--db", database_url]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    if process.returncode not in (0, 4):
+        print(stderr, file=sys.stderr)
+    return process.returncode, wall, usage.ru_maxrss // 1024
+
+
+def phases_of_last_run(database_url: str) -> dict[str, float]:
+    engine = sa.create_engine(normalise_url(database_url))
+    with engine.connect() as connection:
+        counts = connection.execute(sa.text(
+            "SELECT counts FROM recon_runs ORDER BY started_at DESC LIMIT 1")).scalar()
+    engine.dispose()
+    if isinstance(counts, str):
+        counts = json.loads(counts)
+    return (counts or {}).get("phases_seconds", {})
+
+
+def bench_day(size: int, target: str) -> dict:
+    inbox = ensure_day(size)
+    database_url = fresh_postgres() if target == "postgres" else fresh_sqlite(size)
+    out = DATA / f"out-{target}-{size}"
+    code, wall, rss = run_cli(["run", "--date", DAY.isoformat(), "--inbox", str(inbox),
+                               "--out", str(out)], database_url)
+    return {"size": size, "target": target, "exit": code, "total": wall, "rss_mib": rss,
+            **phases_of_last_run(database_url)}
+
+
+def bench_range(days: int, size: int, jobs: int) -> dict:
+    first = DAY - dt.timedelta(days=days - 1)
+    for n in range(days):
+        ensure_day(size, first + dt.timedelta(days=n))
+    inbox = DATA / f"inbox-{size}"
+    database_url = fresh_postgres()
+    one_code, one_day, _ = run_cli(["run", "--date", DAY.isoformat(), "--inbox", str(inbox),
+                                    "--out", str(DATA / "out-range")], database_url)
+    code, wall, rss = run_cli(["run", "--from", first.isoformat(), "--to", DAY.isoformat(),
+                               "--jobs", str(jobs), "--inbox", str(inbox),
+                               "--out", str(DATA / "out-range")], database_url)
+    return {"days": days, "size": size, "jobs": jobs, "exit": code, "range_seconds": wall,
+            "one_day_seconds": one_day, "ratio": wall / one_day, "rss_mib": rss}
+
+
+def print_table(rows: list[dict]) -> None:
+    header = ["installments", "database", "exit"] + PHASES + ["total s", "peak RSS MiB"]
+    lines = [header]
+    for row in rows:
+        lines.append([f"{row['size']:,}", row["target"], str(row["exit"])]
+                     + [f"{row.get(phase, float('nan')):.2f}" for phase in PHASES]
+                     + [f"{row['total']:.2f}", f"{row['rss_mib']:,}"])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for number, line in enumerate(lines):
+        print("  ".join(cell.rjust(width) for cell, width in zip(line, widths)))
+        if number == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--targets", default="postgres,sqlite")
+    parser.add_argument("--range-days", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=2)
+    options = parser.parse_args(argv)
+    DATA.mkdir(exist_ok=True)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
+          f"{platform.python_version()}, {platform.platform()}")
+    rows = [bench_day(int(size), target) for size in options.sizes.split(",")
+            for target in options.targets.split(",")]
+    print_table(rows)
+    sizes = {row["size"]: row for row in rows if row["target"] == "postgres"}
+    if 100000 in sizes and 1000000 in sizes:
+        print(f"1M / 100k total time (postgres): "
+              f"{sizes[1000000]['total'] / sizes[100000]['total']:.1f}x")
+    if options.range_days:
+        result = bench_range(options.range_days, 100000, options.jobs)
+        print(f"{result['days']} days of {result['size']:,} with --jobs {result['jobs']}: "
+              f"{result['range_seconds']:.1f} s = {result['ratio']:.1f} x one day "
+              f"({result['one_day_seconds']:.1f} s), exit {result['exit']}, peak RSS "
+              f"{result['rss_mib']:,} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
