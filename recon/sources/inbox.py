@@ -78,7 +78,8 @@ def load_day(business_date: dt.date, settings: Settings, codes: CodeMap) -> DayI
     """Read and validate everything in `INBOX/<D>/`. Raises InputRefused when the run must fail."""
     day_dir = settings.inbox / business_date.isoformat()
     if not day_dir.is_dir():
-        raise InputRefused(f"inbox folder {day_dir} does not exist",
+        state = "is not a folder" if day_dir.exists() else "does not exist"
+        raise InputRefused(f"inbox folder {day_dir} {state}",
                            next_step="check --inbox and --date, or wait for the upstream drop")
     context = v.RuleContext(business_date, settings.tz)
     loaded: dict[str, v.Validated] = {}
@@ -86,6 +87,9 @@ def load_day(business_date: dt.date, settings: Settings, codes: CodeMap) -> DayI
     for spec in REQUIRED_FILES:
         path = day_dir / spec.name
         if not path.is_file():
+            if path.exists():  # a folder, a device, a FIFO: nothing to read as a CSV
+                raise InputRefused("required file is not a regular file", file=_shown(path),
+                                   next_step="replace it with the CSV export, then rerun the date")
             raise InputRefused("required file is missing", file=_shown(path),
                                next_step="wait for the upstream drop, then rerun the date")
         validated, digest = _load_file(path, spec, context, settings)

@@ -244,6 +244,13 @@ def test_inbox_day_that_does_not_exist_is_refused(tmp_path):
     assert "--inbox" in message
 
 
+def test_required_file_that_is_a_device_is_refused_without_reading_it(tmp_path):
+    day = Day(tmp_path, D28)
+    day.path("installments.csv").unlink()
+    day.path("installments.csv").symlink_to("/dev/zero")  # would never end
+    assert_refused(day.run(), day, "installments.csv", "not a regular file")
+
+
 def test_real_executable_prints_no_traceback_for_a_broken_file(tmp_path):
     day = Day(tmp_path, D28)
     break_binary(day)
