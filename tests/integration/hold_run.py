@@ -1,0 +1,41 @@
+"""Test helper: run the pipeline for one date and stop inside its write transaction.
+
+    python -m tests.integration.hold_run DATE INBOX OUT DB_URL READY_FILE [RELEASE_FILE]
+
+Every row of the date has been written (not committed) when the `before_commit` hook writes
+READY_FILE; the run then waits until RELEASE_FILE exists (or forever without one), so a test can
+SIGKILL it mid-write or race a second run against it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+
+from recon import pipeline
+from recon.config import Settings
+
+
+def main(argv: list[str]) -> int:
+    day, inbox, out, url, ready = argv[:5]
+    release = Path(argv[5]) if len(argv) > 5 else None
+    settings = Settings(inbox=Path(inbox), out=Path(out), database_url=url)
+
+    def hold() -> None:
+        Path(ready).write_text("holding\n")
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if release is not None and release.exists():
+                return
+            time.sleep(0.05)
+        raise SystemExit("hold_run: never released")
+
+    report = pipeline.run(dt.date.fromisoformat(day), settings, before_commit=hold)
+    print(report.run_id)
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
