@@ -496,7 +496,6 @@ def test_recon_runs_counts_add_up_per_file_and_list_refused_files(tmp_path):
     for entry in files.values():
         assert entry["rows_read"] == (entry["rows_used"] + entry["duplicates_collapsed"]
                                       + entry["rows_rejected"]), entry
-    assert files["installments.csv"] | {} == files["installments.csv"]
     assert (files["installments.csv"]["rows_read"], files["installments.csv"]["rows_used"],
             files["installments.csv"]["duplicates_collapsed"],
             files["installments.csv"]["rows_rejected"]) == (705, 698, 1, 6)
@@ -508,10 +507,9 @@ def test_recon_runs_counts_add_up_per_file_and_list_refused_files(tmp_path):
 
 def test_ledger_of_a_settlement_file_with_bad_rows_adds_up(tmp_path):
     day = Day(tmp_path, D28)
-    data = day.path("settlement_UNIONPAY.csv").read_bytes()
     day.edit("settlement_UNIONPAY.csv", b"\n", b"\nX1,I1,1.00,SUCCESS,00,ok\n")  # 6 of 7 fields
     data = day.path("settlement_UNIONPAY.csv").read_bytes()
-    day.edit_ctl("UNIONPAY", "records", "76")
+    day.edit_ctl("UNIONPAY", "records", "76")  # the sender counts every record, broken or not
     day.edit_ctl("UNIONPAY", "sha256", hashlib.sha256(data).hexdigest())
     result = day.run("--max-reject-rate", "0.05")
     assert result.exit_code == 4, result.output
@@ -526,4 +524,4 @@ def test_output_of_a_refused_file_names_only_the_file_not_its_contents(tmp_path)
     day.path("installments.csv").write_bytes(f"{CARD};x\n1;2\n".encode())
     result = day.run()
     assert result.exit_code == 3
-    assert CARD not in result.output and CARD not in io.StringIO(day.last_run()["message"]).read()
+    assert CARD not in result.output and CARD not in day.last_run()["message"]
