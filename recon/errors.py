@@ -60,3 +60,9 @@ class SchemaOutdated(ReconError):
     """The database schema is older than this code; `recon db upgrade` fixes it."""
 
     exit_code = ExitCode.DATABASE
+
+
+class MigrationFailed(ReconError):
+    """A schema migration could not be applied; it was rolled back as a whole."""
+
+    exit_code = ExitCode.DATABASE

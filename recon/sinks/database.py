@@ -24,11 +24,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-from recon.errors import DatabaseUnavailable, DateLocked, SchemaOutdated, UsageError
+from recon.errors import (DatabaseUnavailable, DateLocked, MigrationFailed, SchemaOutdated,
+                          UsageError)
 
 SQL_DIR = Path(__file__).resolve().parent.parent.parent / "sql"
 MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 LOCK_NAMESPACE = 0x5245434F  # "RECO": advisory-lock keys of recon, one per business date
+HOLDER_TAG = re.compile(r"^recon (\d+) (\S+)$")  # "recon <pid> <host>": who holds a date lock
+# sqlite3 reports both "cannot reach the file" and "bad SQL" as OperationalError; these are the
+# former (anything else is a bug and keeps its traceback).
+SQLITE_UNAVAILABLE = re.compile(r"unable to open|database is locked|disk i/o|readonly database|"
+                                r"disk is full|not a database|locking protocol", re.IGNORECASE)
 
 OUTCOME_COLUMNS = ["business_date", "loan_id", "installment_no", "borrower_id", "status",
                    "root_cause", "amount_due", "amount_settled", "gateway", "response_code",
@@ -42,7 +48,7 @@ def normalise_url(url: str) -> sa.URL:
     """Parse a database URL; bare `postgresql://` / `postgres://` are driven by psycopg2."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         raise UsageError(f"not a database URL: {safe_url_text(url)}",
                          next_step="use e.g. postgresql://user@host/db or sqlite:///recon.db") \
             from exc
@@ -52,18 +58,23 @@ def normalise_url(url: str) -> sa.URL:
 
 
 def safe_url_text(url: str | sa.URL) -> str:
-    """The URL with any password replaced by ***."""
-    if isinstance(url, sa.URL):
-        return url.render_as_string(hide_password=True)
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+    """The URL with any password (`user:pw@` or `?password=pw`) replaced by ***."""
+    if not isinstance(url, sa.URL):
+        try:
+            url = make_url(url)
+        except (ArgumentError, ValueError):
+            url = re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+            return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
+    if "password" in url.query:
+        url = url.update_query_dict({"password": "***"})
+    return url.render_as_string(hide_password=True)
 
 
 def scrub(text: str, url: sa.URL) -> str:
-    if url.password:
-        text = text.replace(str(url.password), "***")
+    for secret in (url.password, url.query.get("password")):
+        if secret:
+            for value in ([secret] if isinstance(secret, str) else secret):
+                text = text.replace(str(value), "***")
     return text
 
 
@@ -94,6 +105,8 @@ def connect(url: str) -> Database:
         engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=_connect_args(parsed))
     except (NoSuchModuleError, ArgumentError) as exc:
         raise UsageError(f"unsupported database URL {safe_url_text(parsed)}: {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        _sqlite_transactions(engine)
     database = Database(parsed, engine)
     with reachable(database):
         with engine.connect() as connection:
@@ -103,10 +116,54 @@ def connect(url: str) -> Database:
 
 def _connect_args(url: sa.URL) -> dict:
     if url.get_backend_name() == "postgresql":
-        return {"connect_timeout": 10, "application_name": "recon"}
+        # utf8 whatever the server's default client encoding: messages and details are Chinese.
+        return {"connect_timeout": 10, "application_name": "recon", "client_encoding": "utf8"}
     if url.get_backend_name() == "sqlite":
         return {"timeout": 30}
     return {}
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    """Let SQLAlchemy, not the sqlite3 module, begin transactions.
+
+    The sqlite3 module of Python < 3.12 opens a transaction only before INSERT/UPDATE/DELETE, so
+    a migration's CREATE statements would each commit on their own and a failing migration would
+    leave half a schema. (The recipe of SQLAlchemy's SQLite dialect documentation.)
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        connection.exec_driver_sql(connection.info.get("recon_begin", "BEGIN"))
+
+
+@contextmanager
+def write_transaction(connection: Connection) -> Iterator[None]:
+    """A transaction that reads, then writes what it read (the schema version). On SQLite it
+    takes the write lock at BEGIN, so two such transactions queue instead of both reading the
+    old state; PostgreSQL callers hold an advisory lock instead."""
+    connection.info["recon_begin"] = "BEGIN IMMEDIATE"
+    try:
+        with connection.begin():
+            yield
+    finally:
+        connection.info.pop("recon_begin", None)
+
+
+def _is_unavailable(database: Database, exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, sa.exc.OperationalError):
+        return False
+    return database.is_postgres or bool(SQLITE_UNAVAILABLE.search(str(exc.orig)))
+
+
+def _first_line(database: Database, exc: DBAPIError) -> str:
+    text = str(exc.orig if exc.orig is not None else exc).strip()
+    return scrub(text.splitlines()[0] if text else type(exc).__name__, database.url)
 
 
 @contextmanager
@@ -115,11 +172,9 @@ def reachable(database: Database) -> Iterator[None]:
     try:
         yield
     except DBAPIError as exc:
-        if exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError):
-            first_line = scrub(str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc),
-                               database.url)
+        if _is_unavailable(database, exc):
             raise DatabaseUnavailable(
-                f"database {database.shown_url} unavailable: {first_line}",
+                f"database {database.shown_url} unavailable: {_first_line(database, exc)}",
                 next_step="check the server is up and the credentials (RECON_DATABASE_URL or "
                           "~/.pgpass), then rerun") from None
         raise
@@ -149,23 +204,26 @@ def applied_version(connection: Connection) -> int | None:
 
 
 def upgrade(database: Database, *, target: int | None = None) -> list[str]:
-    """Apply every migration not yet applied, each in its own transaction. Returns their names."""
+    """Apply every migration not yet applied (up to `target`), each in its own transaction:
+    a migration that fails leaves nothing of itself behind. Returns the names applied.
+
+    Concurrent upgrades (two first runs on an empty database) apply each migration once: on
+    PostgreSQL they queue on an advisory lock, on SQLite on the write lock.
+    """
     applied: list[str] = []
     with reachable(database), database.engine.connect() as connection:
         with _upgrade_lock(database, connection):
-            connection.commit()
-            with connection.begin():
+            with write_transaction(connection):
                 connection.execute(sa.text(
                     "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, "
                     "name text NOT NULL, applied_at text NOT NULL)"))
-            current = applied_version(connection) or 0
-            connection.commit()
             for version, name, path in migrations(database):
-                if version <= current or (target is not None and version > target):
-                    continue
-                with connection.begin():
-                    for statement in split_statements(path.read_text(encoding="utf-8")):
-                        connection.exec_driver_sql(statement)
+                if target is not None and version > target:
+                    break
+                with write_transaction(connection):
+                    if version <= (applied_version(connection) or 0):
+                        continue
+                    _apply(database, connection, name, path)
                     connection.execute(
                         sa.text("INSERT INTO schema_version (version, name, applied_at) "
                                 "VALUES (:version, :name, :at)"),
@@ -174,12 +232,26 @@ def upgrade(database: Database, *, target: int | None = None) -> list[str]:
     return applied
 
 
+def _apply(database: Database, connection: Connection, name: str, path: Path) -> None:
+    try:
+        for statement in split_statements(path.read_text(encoding="utf-8")):
+            connection.exec_driver_sql(statement)
+    except DBAPIError as exc:
+        if _is_unavailable(database, exc):
+            raise
+        raise MigrationFailed(
+            f"migration {name} failed and was rolled back: {_first_line(database, exc)}",
+            next_step="the schema is as before; fix the cause (permissions, a broken "
+                      "migration), then run `recon db upgrade` again") from exc
+
+
 @contextmanager
 def _upgrade_lock(database: Database, connection: Connection) -> Iterator[None]:
     if not database.is_postgres:
         yield
         return
     connection.execute(sa.text("SELECT pg_advisory_lock(:ns, 0)"), {"ns": LOCK_NAMESPACE})
+    connection.commit()
     try:
         yield
     finally:
