@@ -308,8 +308,22 @@ def date_lock(database: Database, business_date: str, wait_seconds: float = 0.0)
             yield
 
 
+def _holder_tag() -> str:
+    """Who we are, as the lock holder shows it to a second run: "recon <pid> <host>"."""
+    return f"recon {os.getpid()} {socket.gethostname()}"
+
+
+def _date_locked(database: Database, business_date: str, wait_seconds: float) -> DateLocked:
+    waited = f" after waiting {wait_seconds:g}s" if wait_seconds else ""
+    return DateLocked(f"business date {business_date} is held by another run "
+                      f"({holder(database, business_date)}){waited}",
+                      next_step="let it finish, or rerun with --wait SECONDS")
+
+
 @contextmanager
 def _postgres_date_lock(database: Database, business_date: str, wait_seconds: float):
+    # A session-level advisory lock on a connection of its own: it outlives the write
+    # transaction's commit, and ends with the session if the process dies.
     key = _date_lock_key(business_date)
     with reachable(database), database.engine.connect() as connection:
         deadline = time.monotonic() + wait_seconds
@@ -320,19 +334,23 @@ def _postgres_date_lock(database: Database, business_date: str, wait_seconds: fl
             if got:
                 break
             if time.monotonic() >= deadline:
-                raise DateLocked(f"business date {business_date} is held by another run "
-                                 f"({holder(database, business_date)})",
-                                 next_step="wait for it to finish, or rerun with --wait SECONDS")
-            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+                raise _date_locked(database, business_date, wait_seconds)
+            time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
+        connection.execute(sa.text("SELECT set_config('application_name', :tag, false)"),
+                           {"tag": _holder_tag()})
+        connection.commit()
         try:
             yield
         finally:
             try:
                 connection.execute(sa.text("SELECT pg_advisory_unlock(:ns, :key)"),
                                    {"ns": LOCK_NAMESPACE, "key": key})
+                connection.execute(sa.text("SELECT set_config('application_name', 'recon', "
+                                           "false)"))
                 connection.commit()
             except SQLAlchemyError:
-                pass  # the session ends with the connection, and the lock with it
+                # Never hand a session that may still hold the lock back to the pool.
+                connection.invalidate()
 
 
 @contextmanager
@@ -341,7 +359,7 @@ def _file_date_lock(database: Database, business_date: str, wait_seconds: float)
     if not database_path or database_path == ":memory:":
         yield  # a private in-memory database has no second writer
         return
-    lock_path = Path(f"{database_path}.{business_date}.lock")
+    lock_path = _lock_file(database, business_date)
     handle = open(lock_path, "a+")
     try:
         deadline = time.monotonic() + wait_seconds
@@ -351,35 +369,67 @@ def _file_date_lock(database: Database, business_date: str, wait_seconds: float)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise DateLocked(f"business date {business_date} is held by another run "
-                                     f"({holder(database, business_date)})",
-                                     next_step="wait for it to finish, or rerun with --wait "
-                                               "SECONDS") from None
+                    raise _date_locked(database, business_date, wait_seconds) from None
                 time.sleep(0.1)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(_holder_tag() + "\n")
+        handle.flush()
         yield
     finally:
-        handle.close()
+        handle.close()  # closing the file releases the lock; the process dying does too
+
+
+def _lock_file(database: Database, business_date: str) -> Path:
+    return Path(f"{database.url.database}.{business_date}.lock")
+
+
+def _lock_holder_tag(database: Database, business_date: str) -> str:
+    """The holder tag of whoever holds D's lock now ("" when it cannot be told)."""
+    if not database.is_postgres:
+        try:
+            return _lock_file(database, business_date).read_text().strip()
+        except OSError:
+            return ""
+    with database.engine.connect() as connection:
+        tag = connection.execute(sa.text(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+            "AND l.classid::bigint = :ns AND l.objid::bigint = :key LIMIT 1"),
+            {"ns": LOCK_NAMESPACE, "key": _date_lock_key(business_date)}).scalar()
+    return tag or ""
 
 
 def holder(database: Database, business_date: str) -> str:
-    """Who is running `business_date`, from its unfinished recon_runs row."""
+    """Who is running `business_date`: its recon_runs row, matched to the lock's holder.
+
+    A run killed earlier leaves a 'running' row too; the lock says which process is alive.
+    """
     try:
+        tag = HOLDER_TAG.match(_lock_holder_tag(database, business_date))
         with database.engine.connect() as connection:
-            row = connection.execute(sa.text(
+            rows = connection.execute(sa.text(
                 "SELECT run_id, host, pid, started_at FROM recon_runs WHERE business_date = :d "
-                "AND outcome = 'running' ORDER BY started_at DESC LIMIT 1"),
-                {"d": business_date}).first()
-    except SQLAlchemyError:
-        row = None
-    if row is None:
+                "AND outcome = 'running' ORDER BY started_at DESC"),
+                {"d": business_date}).all()
+    except (SQLAlchemyError, OSError):
         return "holder unknown"
+    if tag:
+        pid, host = int(tag.group(1)), tag.group(2)
+        rows = [row for row in rows if row.pid == pid and row.host.startswith(host)]
+        if not rows:
+            return f"a run on {host}, pid {pid}, starting"
+    if not rows:
+        return "holder unknown"
+    row = rows[0]
     return f"run {row.run_id} on {row.host}, pid {row.pid}, started {row.started_at}"
 
 
 # --- the run ledger and the atomic write ----------------------------------------------------------
 
 def _now_text() -> str:
-    return pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
+    # Microseconds: runs of one date started within the same second must still be ordered.
+    return pd.Timestamp.now(tz="UTC").isoformat(timespec="microseconds")
 
 
 def start_run(database: Database, run_id: str, business_date: str, version: str) -> None:
