@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from recon.contract import BINDING_STATUSES, CONFIRM_STATUSES, SETTLEMENT_STATUSES
 from recon.sinks.safety import mask_cards
@@ -75,22 +77,40 @@ def free_text(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
     return mask_cards(values), pd.Series(True, index=values.index)
 
 
+def _arrow(values: pd.Series) -> pa.Array:
+    array = pa.array(values)
+    return array if array.type == pa.large_string() else array.cast(pa.large_string())
+
+
+def _series(array, index: pd.Index) -> pd.Series:
+    return pd.Series(array.to_numpy(zero_copy_only=False), index=index)
+
+
 def positive_integer(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
-    digits = values.str.fullmatch(r"[0-9]{1,9}")
-    parsed = pd.to_numeric(values.where(digits, None), errors="coerce").astype("Int64")
-    ok = digits & (parsed >= 1).fillna(False)
-    return parsed.fillna(0).astype("int64"), ok.astype(bool)
+    text = _arrow(values)
+    digits = pc.match_substring_regex(text, r"^[0-9]{1,9}$")
+    parsed = _series(pc.cast(pc.if_else(digits, text, "0"), pa.int64()), values.index)
+    return parsed, _series(digits, values.index) & (parsed >= 1)
 
 
 def amount_fen(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
     """Yuan text -> integer fen, exactly: `1234.5` -> 123450. Zero and negatives break the rule."""
-    ok = values.str.fullmatch(AMOUNT_PATTERN)
-    text = values.where(ok, "0")
-    # Regex replaces stay in Arrow compute (str.extract and str.split(expand=True) loop in Python).
-    yuan = text.str.replace(r"\..*", "", regex=True).astype("int64")
-    cents = text.str.replace(r"^[^.]*\.?", "", regex=True).str.ljust(2, "0").astype("int64")
-    fen = yuan * 100 + cents
-    return fen, ok & (fen > 0)
+    # Arrow regex kernels: pandas' str.extract / split(expand=True) loop in Python.
+    text = _arrow(values)
+    ok = pc.match_substring_regex(text, "^" + AMOUNT_PATTERN + "$")
+    text = pc.if_else(ok, text, "0")
+    text = pc.replace_substring_regex(text, r"^([0-9]+)$", r"\1.00")
+    text = pc.replace_substring_regex(text, r"\.([0-9])$", r".\10")  # `\1` then a literal 0
+    fen = _series(pc.cast(pc.replace_substring(text, ".", ""), pa.int64()), values.index)
+    return fen, _series(ok, values.index) & (fen > 0)
+
+
+LOCAL_FORMAT = "%Y-%m-%d %H:%M:%S"
+LOCAL_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
+NO_SECONDS = np.iinfo(np.int64).min
+NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
+EARLIEST_SECONDS = EARLIEST_MOMENT.value // 1_000_000_000 + 1
+LATEST_SECONDS = LATEST_MOMENT.value // 1_000_000_000 - 1
 
 
 def timestamp(values: pd.Series, context: RuleContext) -> tuple[pd.Series, pd.Series]:
@@ -99,19 +119,37 @@ def timestamp(values: pd.Series, context: RuleContext) -> tuple[pd.Series, pd.Se
     A moment outside what datetime64[ns] holds (years before 1678 or after 2261, say the
     `9999-12-31` some systems write for "never") breaks the rule rather than the run.
     """
-    shaped = values.str.fullmatch(TIMESTAMP_PATTERN)
-    has_offset = shaped & values.str.contains(OFFSET_SUFFIX, regex=True)
-    local_text = values.where(shaped & ~has_offset, None).str.replace("T", " ", regex=False)
-    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
-    if local_text.notna().any():
-        local = _in_range(pd.to_datetime(local_text, format="ISO8601", errors="coerce"))
-        local = local.dt.tz_localize(context.tz, ambiguous="NaT", nonexistent="NaT")
-        parsed = parsed.where(local.isna(), local.dt.tz_convert("UTC"))
-    if has_offset.any():
-        aware = _in_range(pd.to_datetime(values.where(has_offset, None), format="ISO8601",
-                                         errors="coerce", utc=True))
-        parsed = parsed.where(~has_offset, aware)
-    return parsed.astype("datetime64[ns, UTC]"), parsed.notna()
+    # The common shape, `2026-11-27 09:14:03`, goes through Arrow's strptime (to seconds, which
+    # cannot overflow); the rest (ISO `T`, fractions, offsets) through pandas' ISO 8601 parser.
+    text = _arrow(values)
+    moments = pc.strptime(text, format=LOCAL_FORMAT, unit="s", error_is_null=True)
+    # strptime rolls 2026-02-30 over into March: the day it read must be the day written.
+    shaped = pc.match_substring_regex(text, LOCAL_PATTERN)
+    day_written = pc.if_else(shaped, pc.utf8_slice_codeunits(text, 8, 10), "0")
+    shaped = pc.and_kleene(shaped, pc.equal(pc.day(moments), pc.cast(day_written, pa.int64())))
+    seconds = pc.fill_null(pc.cast(moments, pa.int64()), NO_SECONDS).to_numpy(
+        zero_copy_only=False)
+    plain = pc.fill_null(shaped, False).to_numpy(zero_copy_only=False) & \
+        (seconds >= EARLIEST_SECONDS) & (seconds <= LATEST_SECONDS)
+    local_ns = np.where(plain, seconds * 1_000_000_000, NAT)
+    local = pd.Series(local_ns.view("datetime64[ns]"), index=values.index)
+    rest = values[~plain & (values.str.len() > 0).to_numpy(bool)]
+    aware = pd.Series(dtype="datetime64[ns, UTC]")
+    if len(rest):
+        shaped = rest.str.fullmatch(TIMESTAMP_PATTERN)
+        has_offset = shaped & rest.str.contains(OFFSET_SUFFIX, regex=True)
+        naive_text = rest[shaped & ~has_offset].str.replace("T", " ", regex=False)
+        if len(naive_text):
+            local.loc[naive_text.index] = _in_range(
+                pd.to_datetime(naive_text, format="ISO8601", errors="coerce"))
+        if has_offset.any():
+            aware = _in_range(pd.to_datetime(rest[has_offset], format="ISO8601",
+                                             errors="coerce", utc=True))
+    parsed = local.dt.tz_localize(context.tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert(
+        "UTC").astype("datetime64[ns, UTC]")
+    if len(aware):
+        parsed.loc[aware.index] = aware
+    return parsed, parsed.notna()
 
 
 def _in_range(moments: pd.Series) -> pd.Series:
@@ -304,10 +342,43 @@ def resolve_duplicate_keys(valid: pd.DataFrame, spec: FileSpec,
     if not spec.key or valid.empty:
         return valid, empty_rejects(), 0
     key = list(spec.key)
-    keyed = valid[spec.columns]
-    repeated_key = keyed.duplicated(subset=key, keep=False)
+    # Find repeated keys on integer codes (hashing millions of strings per row is slow), then
+    # compare whole rows only among those.
+    repeated_key = pd.Series(key_codes(valid, key), index=valid.index).duplicated(keep=False)
     if not repeated_key.any():
         return valid, empty_rejects(), 0
+    dropped, rejects, collapsed = _resolve_repeats(valid[repeated_key], spec, file)
+    return valid.drop(index=dropped), rejects, collapsed
+
+
+def key_codes(frame: pd.DataFrame, key: list[str]) -> np.ndarray:
+    """One int64 per row, equal exactly when the rows' `key` columns are equal."""
+    codes = np.zeros(len(frame), dtype=np.int64)
+    for column in key:
+        values = frame[column]
+        if pd.api.types.is_integer_dtype(values.dtype):
+            column_codes = values.to_numpy(np.int64)
+        else:
+            encoded = pc.dictionary_encode(_arrow(values))
+            column_codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        if column == key[0]:
+            codes = column_codes
+            continue
+        span = int(column_codes.max(initial=0)) - int(column_codes.min(initial=0)) + 1
+        if int(codes.max(initial=0)) < (1 << 62) // span:
+            codes = codes * span + (column_codes - column_codes.min(initial=0))
+        else:  # re-densify rather than overflow
+            codes = pd.factorize(pd.MultiIndex.from_arrays([codes, column_codes]))[0].astype(
+                np.int64)
+    return codes
+
+
+def _resolve_repeats(valid: pd.DataFrame, spec: FileSpec,
+                     file: str) -> tuple[pd.Index, pd.DataFrame, int]:
+    """Among rows whose key repeats: (index of rows to drop, their rejects, rows collapsed)."""
+    key = list(spec.key)
+    keyed = valid[spec.columns]
+    repeated_key = keyed.duplicated(subset=key, keep=False)
     exact_repeat = keyed.duplicated(keep="first")
     distinct = keyed[repeated_key & ~exact_repeat]
     versions = distinct.groupby(key, sort=False, dropna=False).size()
@@ -326,5 +397,4 @@ def resolve_duplicate_keys(valid: pd.DataFrame, spec: FileSpec,
         if len(rejected) else [],
         "reason": f"{'/'.join(key)} appears on several rows with different values",
     }) if len(rejected) else empty_rejects()
-    kept = valid[~in_conflict & ~collapsed_rows]
-    return kept, rejects, int(collapsed_rows.sum())
+    return valid.index[in_conflict | collapsed_rows], rejects, int(collapsed_rows.sum())

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from recon.errors import InputRefused
@@ -184,24 +185,24 @@ def _read_fast(data: bytes, display: str, header: list[str], max_field_chars: in
     read, parse, convert = _arrow_options(len(header))
     table = pacsv.read_csv(pa.py_buffer(data), read_options=read, parse_options=parse,
                            convert_options=convert)
-    frame = table.to_pandas()
-    records = len(frame)
-    for name in frame.columns:
-        lengths = frame[name].str.len()
-        if records and int(lengths.max()) > max_field_chars:
+    records = table.num_rows
+    trimmed = []
+    for column in table.columns:
+        if records and pc.max(pc.utf8_length(column)).as_py() > max_field_chars:
             raise _NeedsSlowPath
-    # Every record on its own line, no blank lines: line numbers follow from the row index.
-    newline_count = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-    if newline_count == records + 1 and not any(
-        frame[name].str.contains("\n|\r", regex=True).any() for name in frame.columns
-    ):
+        trimmed.append(pc.utf8_trim_whitespace(column))
+    # When the file has exactly one line per record (no blank lines, no line breaks inside
+    # quoted fields, no bare CR), line numbers follow from the row index.
+    lines_in_file = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if lines_in_file == records + 1 and data.count(b"\r") == data.count(b"\r\n"):
         lines = np.arange(2, records + 2, dtype=np.int64)
     else:
         lines = _record_start_lines(data)
         if len(lines) != records:
             raise _NeedsSlowPath
+    frame = pa.table(trimmed, names=table.column_names).to_pandas()
     frame.columns = header
-    return RawTable(display, _strip(frame), lines, records)
+    return RawTable(display, frame, lines, records)
 
 
 def _text_stream(data: bytes) -> io.TextIOWrapper:

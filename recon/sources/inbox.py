@@ -107,7 +107,8 @@ def load_day(business_date: dt.date, settings: Settings, codes: CodeMap) -> DayI
         incidents = validated.valid
 
     instructions = loaded[v.INSTRUCTIONS.name].valid
-    expected = set(gateway_key(instructions.loc[instructions["sent_at"].notna(), "gateway"]))
+    expected = set(gateway_key(pd.Series(
+        instructions.loc[instructions["sent_at"].notna(), "gateway"].unique())))
     settlements, arrived, refusals, settlement_rejects, settlement_ledger = _load_settlements(
         day_dir, expected, context, settings, codes)
     ledger.extend(settlement_ledger)
