@@ -1,0 +1,53 @@
+"""The bulk load (COPY on PostgreSQL, executemany on SQLite) stores text and numbers exactly."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pandas as pd
+
+from recon.sinks import database as db
+from tests.integration.helpers import query
+
+DAY = "2026-11-28"
+AWKWARD = ['say "hi", then go', "two\nlines\r\nand a tab\t", "中文，全角逗号", "007",
+           "\\N", "NULL", " padded ", "=1+2"]
+
+
+def write(database_url: str, rejects: pd.DataFrame, outcomes: pd.DataFrame) -> None:
+    database = db.connect(database_url)
+    try:
+        db.ensure_schema(database)
+        db.start_run(database, "r1", DAY, "test")
+        empty_exceptions = pd.DataFrame(columns=db.SETTLEMENT_EXCEPTION_COLUMNS)
+        db.write_results(database, "r1", DAY, outcomes, empty_exceptions, rejects,
+                         outcome="done", exit_code=0, digests={}, counts={}, message="")
+    finally:
+        database.dispose()
+
+
+def test_text_survives_the_bulk_load_byte_for_byte_and_empty_is_null(database_url):
+    values = AWKWARD + [""]
+    rejects = pd.DataFrame({
+        "business_date": DAY, "file": "installments.csv",
+        "line": pd.array(list(range(2, 2 + len(values) - 1)) + [None], dtype="Int64"),
+        "column_name": "amount_due", "value": values, "reason": "bad", "run_id": "r1"})
+    outcomes = pd.DataFrame({
+        "business_date": [DAY, DAY], "loan_id": ["0012345", 'L"1,2'], "installment_no": [1, 2],
+        "borrower_id": ["0000789", "B"], "status": ["paid", "unpaid"],
+        "root_cause": [None, "insufficient_balance"], "amount_due": ["0.10", "123456789012.34"],
+        "amount_settled": ["0.10", "0.00"], "gateway": ["UNIONPAY", ""],
+        "response_code": ["00", "05"], "run_id": "r1"})[db.OUTCOME_COLUMNS]
+
+    write(database_url, rejects, outcomes)
+
+    stored = query(database_url, "SELECT line, value FROM input_rejects ORDER BY line")
+    assert [row.value for row in stored if row.line is not None] == AWKWARD
+    assert [(row.line, row.value) for row in stored if row.line is None] == [(None, None)]
+    rows = query(database_url, "SELECT loan_id, borrower_id, root_cause, amount_due, gateway, "
+                               "response_code FROM installment_outcomes ORDER BY installment_no")
+    assert [(row.loan_id, row.borrower_id, row.root_cause, row.gateway, row.response_code)
+            for row in rows] == [("0012345", "0000789", None, "UNIONPAY", "00"),
+                                 ('L"1,2', "B", "insufficient_balance", None, "05")]
+    assert [Decimal(str(row.amount_due)) for row in rows] == [Decimal("0.10"),
+                                                              Decimal("123456789012.34")]
