@@ -412,9 +412,12 @@ def fmt_local(moments: pd.Series, tz: ZoneInfo) -> pd.Series:
     """UTC timestamps -> local `YYYY-MM-DD HH:MM:SS`; missing ones -> empty string."""
     if moments.empty:
         return pd.Series([], index=moments.index, dtype="str")
-    moments = pd.to_datetime(moments, utc=True)
-    text = moments.dt.tz_convert(tz).dt.strftime("%Y-%m-%d %H:%M:%S")
-    return text.fillna("").astype("str")
+    local = pd.to_datetime(moments, utc=True).dt.tz_convert(tz).dt.tz_localize(None)
+    # Arrow's cast to text is several times faster than strftime.
+    seconds = pa.array(local).cast(pa.timestamp("s"), safe=False)
+    text = pc.fill_null(pc.cast(seconds, pa.string()), "").to_pandas()
+    text.index = moments.index
+    return text
 
 
 def shown_card(loans: np.ndarray, loan_of_binding: np.ndarray, bindings: pd.DataFrame,
@@ -470,53 +473,60 @@ def exception_report(outcomes: pd.DataFrame, business_date: dt.date, tz: ZoneInf
 def evidence(rows: pd.DataFrame, due: pd.Series, settled: pd.Series, business_date: dt.date,
              tz: ZoneInfo) -> pd.Series:
     """One plain sentence per row saying why it got its status and root cause."""
-    sent_at = fmt_local(rows["deciding_sent_at"], tz)
-    # "last attempt" unless a later attempt succeeded and the deciding one is an earlier failure.
-    which = pd.Series("last attempt ", index=rows.index, dtype="str").where(
-        rows["deciding_sent_at"] >= rows["last_attempt_at"], "latest unsuccessful attempt ")
-    via = which + sent_at + " via " + rows["deciding_gateway"]
-    created = fmt_local(rows["latest_created_at"], tz)
-    latest_id = rows["latest_instruction_id"]
     day = business_date.isoformat()
-    cause = rows["root_cause"]
-    code = rows["response_code"]
-    failed_with_code = rows["deciding_has_row"] & (rows["rule"] == "1") & \
-        (cause != R.SETTLEMENT_PENDING.value)
-    sentences = pd.Series("", index=rows.index, dtype="str")
+    cause, rule = rows["root_cause"], rows["rule"]
+
+    def attempt(part: pd.DataFrame) -> pd.Series:
+        # "last attempt" unless a later attempt succeeded and the deciding one is an earlier one.
+        which = pd.Series("last attempt ", index=part.index, dtype="str").where(
+            part["deciding_sent_at"] >= part["last_attempt_at"], "latest unsuccessful attempt ")
+        return which + fmt_local(part["deciding_sent_at"], tz) + " via " + part["deciding_gateway"]
+
+    def instruction(part: pd.DataFrame) -> pd.Series:
+        return ("instruction " + part["latest_instruction_id"] + " created "
+                + fmt_local(part["latest_created_at"], tz))
+
     choices = [
         (rows["status"] == Status.OVERPAID.value,
-         "settled " + settled + " against " + due + " due: more was debited than owed"),
+         lambda part: "settled " + settled[part.index] + " against " + due[part.index]
+         + " due: more was debited than owed"),
         (cause == R.SETTLEMENT_PENDING.value,
-         via + " awaits the settlement file of "
-         + rows["deciding_gateway"] + ", which has not arrived"),
-        (failed_with_code,
-         via + " failed " + code.where(code.str.len() > 0, "(no code)")),
+         lambda part: attempt(part) + " awaits the settlement file of " + part["deciding_gateway"]
+         + ", which has not arrived"),
+        (rows["deciding_has_row"] & (rule == "1"),
+         lambda part: attempt(part) + " failed "
+         + part["response_code"].where(part["response_code"].str.len() > 0, "(no code)")),
         (cause == R.GATEWAY_OUTAGE.value,
-         via + " has no settlement record and was sent during incident: "
-         + rows["incident"]),
+         lambda part: attempt(part) + " has no settlement record and was sent during incident: "
+         + part["incident"]),
         (cause == R.NO_SETTLEMENT_RECORD.value,
-         via + " has no row in the arrived settlement file"),
+         lambda part: attempt(part) + " has no row in the arrived settlement file"),
         (cause == R.INSTRUCTION_NOT_CONFIRMED.value,
-         "instruction " + latest_id + " needs the borrower's confirmation and was never sent"),
-        ((cause == R.CARD_UNBOUND.value) & (rows["rule"] == "2"),
-         "instruction " + latest_id + " created " + created
-         + " was never sent and no card binding was active then"),
-        ((cause == R.NOT_INSTRUCTED.value) & (rows["rule"] == "2"),
-         "instruction " + latest_id + " created " + created
-         + " was never sent although a card binding was active"),
-        ((cause == R.CARD_UNBOUND.value) & (rows["rule"] == "3"),
-         "no debit instruction and no card binding active at " + day + " 00:00:00"),
-        ((cause == R.NOT_INSTRUCTED.value) & (rows["rule"] == "3"),
-         "no debit instruction although a card binding was active at " + day + " 00:00:00"),
-        (rows["rule"] == "4",
-         rows["attempts"].astype(str) + " sent attempt(s) all succeeded but only " + settled
-         + " of " + due + " was settled"),
+         lambda part: "instruction " + part["latest_instruction_id"]
+         + " needs the borrower's confirmation and was never sent"),
+        ((cause == R.CARD_UNBOUND.value) & (rule == "2"),
+         lambda part: instruction(part) + " was never sent and no card binding was active then"),
+        ((cause == R.NOT_INSTRUCTED.value) & (rule == "2"),
+         lambda part: instruction(part) + " was never sent although a card binding was active"),
+        ((cause == R.CARD_UNBOUND.value) & (rule == "3"),
+         lambda part: pd.Series(f"no debit instruction and no card binding active at {day} "
+                                "00:00:00", index=part.index, dtype="str")),
+        ((cause == R.NOT_INSTRUCTED.value) & (rule == "3"),
+         lambda part: pd.Series(f"no debit instruction although a card binding was active at "
+                                f"{day} 00:00:00", index=part.index, dtype="str")),
+        (rule == "4",
+         lambda part: part["attempts"].astype(str) + " sent attempt(s) all succeeded but only "
+         + settled[part.index] + " of " + due[part.index] + " was settled"),
     ]
+    sentences = pd.Series("", index=rows.index, dtype="str")
     filled = pd.Series(False, index=rows.index)
     for condition, sentence in choices:
         take = condition & ~filled
-        sentences = sentences.where(~take, sentence)
+        if take.any():
+            sentences[take] = sentence(rows[take])
         filled |= take
-    partial = (rows["status"] == Status.PARTIALLY_PAID.value) & (rows["rule"] != "4")
-    sentences = sentences.where(~partial, sentences + "; " + settled + " of " + due + " settled")
+    partial = (rows["status"] == Status.PARTIALLY_PAID.value) & (rule != "4")
+    if partial.any():
+        sentences[partial] = sentences[partial] + "; " + settled[partial] + " of " + \
+            due[partial] + " settled"
     return sentences
