@@ -4,7 +4,6 @@ no traceback, the previous results of D untouched, and the password never shown 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +13,7 @@ from recon.config import Settings
 from recon.errors import DatabaseUnavailable
 from recon.sinks.database import normalise_url
 from tests.conftest import FIXTURES
-from tests.integration.helpers import (DAYS, expected_exit_code, query, recon, recon_run, runs,
+from tests.integration.helpers import (DAYS, expected_exit_code, recon, recon_run, runs,
                                        snapshot)
 
 DAY = DAYS[1]

@@ -4,7 +4,6 @@ what reruns and refused runs do to it."""
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from decimal import Decimal
 
