@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -12,10 +13,11 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from recon import pipeline
+from recon import logs, pipeline
 from recon.config import Settings
 from recon.contract import ExitCode
 from recon.errors import ReconError
+from recon.report import make_report
 from recon.sinks import database as db
 from recon.summary import render_summary
 
@@ -48,13 +50,24 @@ def build_settings(**options) -> Settings:
         raise click.UsageError(f"invalid setting: {problems}") from None
 
 
-def setup_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
-                                           "%Y-%m-%d %H:%M:%S"))
-    root = logging.getLogger("recon")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO if verbose else logging.WARNING)
+def log_options(command):
+    """--log-format, --log-file and -v, shared by the commands that log (see recon.logs)."""
+    command = click.option(
+        "-v", "--verbose", is_flag=True,
+        help="Log every step to stderr even when it is not a terminal (cron, systemd).")(command)
+    command = click.option(
+        "--log-file", type=click.Path(path_type=Path, dir_okay=False), envvar="RECON_LOG_FILE",
+        help="Also append every step's log line to this file (reopened after logrotate).")(command)
+    return click.option(
+        "--log-format", type=click.Choice(logs.FORMATS), default="text", show_default=True,
+        envvar="RECON_LOG_FORMAT",
+        help="text for people; json (one object per line) for log shippers.")(command)
+
+
+def setup_logging(log_format: str, log_file: Path | None, verbose: bool) -> logs.LogOptions:
+    options = logs.LogOptions(format=log_format, verbose=verbose, file=log_file)
+    logs.configure(options)
+    return options
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,19 +98,26 @@ def main() -> None:
               help="Wait this long for another run of the same date instead of exiting 5.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Run the dates of a range in this many worker processes.")
-@click.option("-v", "--verbose", is_flag=True, help="Log each step to stderr.")
-def run_command(date_, date_from, date_to, jobs, verbose, **options) -> None:
+@log_options
+def run_command(date_, date_from, date_to, jobs, log_format, log_file, verbose,
+                **options) -> None:
     """Reconcile one business date, or each date of a range.
 
     Example: recon run --date 2026-11-27 --inbox fixtures/inbox --out out
     """
-    setup_logging(verbose)
+    log_setup = setup_logging(log_format, log_file, verbose)
     settings = build_settings(**options)
     dates = dates_to_run(date_, date_from, date_to, settings)
-    if jobs > 1 and len(dates) > 1:
-        codes = run_parallel(dates, settings, jobs, verbose)
-    else:
-        codes = [run_one(day, settings) for day in dates]
+    with logs.progress(f"recon {dates[0]}..{dates[-1]}", len(dates),
+                       shown=len(dates) > 1) as dates_bar:
+        if jobs > 1 and len(dates) > 1:
+            codes = run_parallel(dates, settings, jobs, log_setup, dates_bar)
+        else:
+            codes = []
+            for day in dates:
+                dates_bar.advance(0, f"running {day}")
+                codes.append(run_one(day, settings))
+                dates_bar.advance(1, f"{day} done")
     sys.exit(worst(codes))
 
 
@@ -118,11 +138,16 @@ def dates_to_run(date_, date_from, date_to, settings: Settings) -> list[dt.date]
 def run_one(day: dt.date, settings: Settings) -> int:
     """Run one date; print its summary; return its exit code. Never raises."""
     code, out, err = run_date(day, settings)
-    if err:
-        click.echo(err, err=True)
-    if out:
-        click.echo(out)
+    show_result(day, out, err)
     return code
+
+
+def show_result(day: dt.date, out: str, err: str) -> None:
+    """The summary on stdout; an error as a log record (stderr, --log-file, JSON if asked)."""
+    if err:
+        log.error("%s", err, extra={"business_date": day.isoformat()})
+    if out:
+        logs.echo(out)
 
 
 def run_date(day: dt.date, settings: Settings) -> tuple[int, str, str]:
@@ -134,18 +159,18 @@ def run_date(day: dt.date, settings: Settings) -> tuple[int, str, str]:
     except Exception:
         return (ExitCode.INTERNAL, "", f"recon {day}: internal error (a bug; nothing was written "
                 f"for this date):\n{traceback.format_exc().rstrip()}")
-    err = ""
-    if report.exit_code == ExitCode.INPUT_REFUSED:
-        err = f"recon {day}: input refused, nothing written: {report.message}"
-    return report.exit_code, render_summary(report), err
+    # An input refusal was logged by the pipeline, with its run id; the summary says "refused".
+    return report.exit_code, render_summary(report), ""
 
 
-def _run_date_in_worker(day: dt.date, settings: Settings, verbose: bool) -> tuple[int, str, str]:
-    setup_logging(verbose)
+def _run_date_in_worker(day: dt.date, settings: Settings,
+                        log_setup: logs.LogOptions) -> tuple[int, str, str]:
+    logs.configure(log_setup)
     return run_date(day, settings)
 
 
-def run_parallel(dates: list[dt.date], settings: Settings, jobs: int, verbose: bool) -> list[int]:
+def run_parallel(dates: list[dt.date], settings: Settings, jobs: int, log_setup: logs.LogOptions,
+                 dates_bar: logs.Progress) -> list[int]:
     """Run the dates in `jobs` worker processes; each date is still locked and atomic on its own.
 
     Workers are spawned, not forked: pyarrow's thread pools do not survive a fork.
@@ -156,18 +181,57 @@ def run_parallel(dates: list[dt.date], settings: Settings, jobs: int, verbose: b
     context = multiprocessing.get_context("spawn")
     codes = []
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = [pool.submit(_run_date_in_worker, day, settings, verbose) for day in dates]
+        # Workers draw no progress: this process owns the terminal.
+        worker_logs = dataclasses.replace(log_setup, progress=False)
+        futures = [pool.submit(_run_date_in_worker, day, settings, worker_logs) for day in dates]
         for day, future in zip(dates, futures):
             try:
                 code, out, err = future.result()
             except Exception as exc:  # a worker died: count it as an internal error of its date
                 code, out, err = ExitCode.INTERNAL, "", f"recon {day}: worker failed: {exc!r}"
-            if err:
-                click.echo(err, err=True)
-            if out:
-                click.echo(out)
+            show_result(day, out, err)
+            dates_bar.advance(1, f"{day} done")
             codes.append(code)
     return codes
+
+
+@main.command("report")
+@click.option("--from", "date_from", callback=parse_date, metavar="D1",
+              help="First business date (default: 29 days before --to).")
+@click.option("--to", "date_to", callback=parse_date, metavar="D2",
+              help="Last business date (default: yesterday in RECON_TIMEZONE).")
+@click.option("--db", "database_url", metavar="URL",
+              help="Database URL (default RECON_DATABASE_URL, else sqlite:///recon.db).")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Folder to write report_<D1>_<D2>/ into (default ./out).")
+@log_options
+def report_command(date_from, date_to, database_url, out, log_format, log_file, verbose) -> None:
+    """Trend report over the stored results: CSV tables and an HTML page with charts.
+
+    Writes OUT/report_<D1>_<D2>/report.html (self-contained, opens offline) and by_day.csv,
+    by_gateway.csv, by_root_cause.csv.
+
+    Example: recon report --from 2026-11-01 --to 2026-11-30 --out /shared/recon
+    """
+    setup_logging(log_format, log_file, verbose)
+    settings = build_settings(database_url=database_url, out=out)
+    now = dt.datetime.now(settings.tz)
+    date_to = date_to or now.date() - dt.timedelta(days=1)
+    date_from = date_from or date_to - dt.timedelta(days=29)
+    if date_to < date_from:
+        raise click.UsageError("--to is before --from")
+    try:
+        folder, trend = make_report(settings.database_url, settings.out, date_from, date_to,
+                                    generated_at=f"{now:%Y-%m-%d %H:%M} {settings.timezone}")
+    except ReconError as error:
+        log.error("recon report: %s", error)
+        sys.exit(error.exit_code)
+    days = trend.by_day
+    logs.echo(f"recon report {date_from}..{date_to}: {len(days)} of {len(trend.days)} dates have "
+              f"results; {int(days['installments'].sum()):,} installments, "
+              f"{int(days['not_collected'].sum()):,} not collected")
+    logs.echo(f"  report in {folder}/report.html (and by_day.csv, by_gateway.csv, "
+              f"by_root_cause.csv)")
 
 
 @main.group("db")

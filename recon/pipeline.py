@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from recon import __version__
+from recon import __version__, logs
 from recon.classify import classify, exception_report, fmt_yuan
 from recon.codes import CodeMap
 from recon.config import Settings
 from recon.contract import ExitCode, Status
+from recon.diff import CHANGES_COLUMNS, outcome_changes, transition_counts
 from recon.errors import InputRefused, ReconError
+from recon.outages import SUSPECTED_COLUMNS, suspected_outages
 from recon.sinks import database as db
 from recon.sinks.reports import stage_reports
 from recon.sinks.safety import mask_cards
@@ -50,6 +52,9 @@ class RunReport:
     settlement_exceptions: dict[str, int] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)
     out_dir: str = ""
+    previous_run_id: str = ""  # the run whose results this one replaced; "" on a first run
+    changes: dict[str, int] = field(default_factory=dict)  # "pending -> paid" -> installments
+    suspected_incidents: list[dict] = field(default_factory=list)  # rows of suspected_incidents.csv
 
     def counts(self) -> dict:
         return {
@@ -64,6 +69,9 @@ class RunReport:
             "not_arrived": self.not_arrived,
             "files": self.ledger,
             "phases_seconds": self.phases,
+            "previous_run_id": self.previous_run_id,
+            "changes": self.changes,
+            "suspected_incidents": self.suspected_incidents,
         }
 
 
@@ -77,7 +85,8 @@ class Phases:
         yield
         self.seconds[name] = round(time.perf_counter() - started, 3)
         log.info("%s done in %.2fs", name, self.seconds[name],
-                 extra={"run_id": run_id, "business_date": business_date.isoformat()})
+                 extra={"run_id": run_id, "business_date": business_date.isoformat(),
+                        "step": name, "seconds": self.seconds[name]})
 
 
 def run(business_date: dt.date, settings: Settings, *, before_commit=None) -> RunReport:
@@ -97,10 +106,14 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None) -> Ru
             db.start_run(database, run_id, day, __version__)
             log.info("run started (database %s)", database.shown_url, extra=extra)
             try:
-                return _run_locked(business_date, settings, codes, database, run_id,
-                                   before_commit)
+                report = _run_locked(business_date, settings, codes, database, run_id,
+                                     before_commit)
+                log.info("run finished: %s (exit %d)", report.outcome, report.exit_code,
+                         extra=extra)
+                return report
             except InputRefused as refusal:
-                log.error("input refused: %s", refusal, extra=extra)
+                log.error("input refused, nothing written for this date: %s", refusal,
+                          extra=extra)
                 db.finish_run_without_results(database, run_id, "refused",
                                               ExitCode.INPUT_REFUSED, str(refusal))
                 return RunReport(business_date, run_id, ExitCode.INPUT_REFUSED, "refused",
@@ -122,7 +135,8 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap,
                 database: db.Database, run_id: str, before_commit) -> RunReport:
     day = business_date.isoformat()
     phases = Phases()
-    with phases("load", business_date, run_id):
+    with (phases("load", business_date, run_id),
+          logs.loading(settings.inbox / day, f"{day} loading")):
         inputs = load_day(business_date, settings, codes)
     with phases("classify", business_date, run_id):
         decisions = classify(inputs.installments, inputs.bindings, inputs.instructions,
@@ -133,18 +147,38 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap,
     exit_code = ExitCode.OK if inputs.complete else ExitCode.INCOMPLETE
     outcome = "done" if inputs.complete else "incomplete"
     rejects = rejects_frame(inputs)
+    with phases("outages", business_date, run_id):
+        suspected = suspected_outages(inputs.instructions, inputs.settlements,
+                                      inputs.arrived_gateways, codes, inputs.incidents,
+                                      settings.tz)
+        suspected.insert(0, "business_date", day)
+        report.suspected_incidents = suspected.to_dict("records")
+    # Read D's stored outcomes before write_results replaces them; the date lock is held, so they
+    # are those of the previous completed run.
+    with phases("compare", business_date, run_id):
+        stored_rows = outcome_rows(outcomes, day, run_id)
+        previous, report.previous_run_id = db.read_outcomes(database, day)
+        changes = outcome_changes(previous, stored_rows)
+        changes.insert(0, "business_date", day)
+        report.changes = transition_counts(changes)
 
     with phases("write_csv", business_date, run_id):
         exceptions = exception_report(outcomes, business_date, settings.tz)
         settlement_exceptions = decisions.settlement_exceptions.assign(
             amount=fmt_yuan(decisions.settlement_exceptions["amount"]))
         staged = stage_reports(settings.out, day, exceptions, settlement_exceptions, rejects)
+        try:
+            staged.write("changes.csv", changes, CHANGES_COLUMNS)
+            staged.write("suspected_incidents.csv", suspected, SUSPECTED_COLUMNS)
+        except BaseException:
+            staged.discard()
+            raise
     try:
         with phases("write_db", business_date, run_id):
             report.phases = phases.seconds
             db.write_results(
                 database, run_id, day,
-                outcome_rows(outcomes, day, run_id),
+                stored_rows,
                 settlement_exceptions.assign(run_id=run_id),
                 rejects.rename(columns={"column": "column_name"}).assign(run_id=run_id),
                 outcome=outcome, exit_code=exit_code,

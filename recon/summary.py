@@ -34,6 +34,41 @@ def render_summary(report) -> str:
                  f"{report.duplicates_collapsed:,}")
     for entry in report.not_arrived:
         lines.append(f"  NOT ARRIVED {entry}")
+    lines.extend(suspected_incident_lines(report.suspected_incidents))
+    lines.extend(change_lines(report.previous_run_id, report.changes))
     if report.out_dir:
         lines.append(f"  reports in {report.out_dir}")
     return "\n".join(lines)
+
+
+SHOWN_TRANSITIONS = 8
+
+
+def suspected_incident_lines(incidents: list[dict]) -> list[str]:
+    """One line per suspected gateway outage (recon.outages), with what to do about it."""
+    lines = []
+    for incident in incidents:
+        line = (f"  SUSPECTED OUTAGE {incident['gateway']} {incident['window_start']} .. "
+                f"{incident['window_end']}: {incident['failures']:,} of "
+                f"{incident['attempts']:,} attempts failed ({incident['failure_rate']:.0%})")
+        if incident["known_incident"]:
+            line += f"; already in gateway_incidents.csv ({incident['known_incident']})"
+        else:
+            line += "; if confirmed, add it to gateway_incidents.csv and rerun"
+        lines.append(line)
+    return lines
+
+
+def change_lines(previous_run_id: str, changes: dict[str, int]) -> list[str]:
+    """The run diff: counts per transition since the previous completed run of the date."""
+    if not previous_run_id:
+        return []
+    if not changes:
+        return [f"  no changes since run {previous_run_id}"]
+    lines = [f"  changes since run {previous_run_id}: {sum(changes.values()):,} installments "
+             f"(changes.csv)"]
+    shown = list(changes.items())[:SHOWN_TRANSITIONS]
+    lines.extend(f"    {transition}: {count:,}" for transition, count in shown)
+    if len(changes) > SHOWN_TRANSITIONS:
+        lines.append(f"    ... {len(changes) - SHOWN_TRANSITIONS} more kinds of change")
+    return lines

@@ -549,3 +549,73 @@ def _bulk_insert(database: Database, connection: Connection, table: str, columns
     connection.exec_driver_sql(
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
         list(records.itertuples(index=False, name=None)))
+
+
+# --- reading stored results (run diff, trend report) ----------------------------------------------
+
+def read_outcomes(database: Database, business_date: str) -> tuple[pd.DataFrame, str]:
+    """D's stored outcomes and the run that wrote them ("" if none): the run diff's "before".
+
+    Columns loan_id, installment_no, status, root_cause ('' for none). Read through the driver
+    (COPY on PostgreSQL): a million rows through SQLAlchemy's row objects take seconds.
+    """
+    query = ("SELECT loan_id, installment_no, status, root_cause FROM installment_outcomes "
+             "WHERE business_date = {}")
+    with reachable(database), database.engine.connect() as connection:
+        run_id = connection.execute(sa.text(
+            "SELECT run_id FROM installment_outcomes WHERE business_date = :d LIMIT 1"),
+            {"d": business_date}).scalar()
+        if database.is_postgres:
+            cursor = connection.connection.driver_connection.cursor()
+            select = cursor.mogrify(query.format("%s"), (business_date,)).decode()
+            buffer = io.BytesIO()
+            cursor.copy_expert(f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER)", buffer)
+            cursor.close()
+            buffer.seek(0)
+            table = pa_csv.read_csv(buffer, convert_options=pa_csv.ConvertOptions(
+                column_types={"loan_id": pa.string(), "installment_no": pa.int64(),
+                              "status": pa.string(), "root_cause": pa.string()},
+                strings_can_be_null=True))
+        else:
+            rows = connection.exec_driver_sql(query.format("?"), (business_date,)).fetchall()
+            columns = list(zip(*rows)) or [(), (), (), ()]
+            table = pa.table({"loan_id": pa.array(columns[0], pa.string()),
+                              "installment_no": pa.array(columns[1], pa.int64()),
+                              "status": pa.array(columns[2], pa.string()),
+                              "root_cause": pa.array(columns[3], pa.string())})
+    # One chunk per column: the classify helpers that encode ids are fast on contiguous arrays.
+    frame = table.combine_chunks().to_pandas()
+    frame["root_cause"] = frame["root_cause"].fillna("")
+    return frame, run_id or ""
+
+
+def has_results_schema(database: Database) -> bool:
+    with reachable(database), database.engine.connect() as connection:
+        return sa.inspect(connection).has_table("installment_outcomes")
+
+
+def read_daily_root_causes(database: Database, date_from: str, date_to: str) -> pd.DataFrame:
+    """Rows of the analyst view `daily_root_causes` for the dates, amounts as exact text."""
+    with reachable(database), database.engine.connect() as connection:
+        frame = pd.read_sql(sa.text(
+            "SELECT business_date, root_cause, gateway, status, installments, amount_due, "
+            "amount_outstanding FROM daily_root_causes WHERE business_date BETWEEN :a AND :b "
+            "ORDER BY business_date, gateway, root_cause, status"),
+            connection, params={"a": date_from, "b": date_to}, coerce_float=False)
+    frame["business_date"] = frame["business_date"].astype("str")
+    for column in ("amount_due", "amount_outstanding"):
+        frame[column] = frame[column].map(str)
+    return frame
+
+
+def read_stored_runs(database: Database, date_from: str, date_to: str) -> pd.DataFrame:
+    """Per business date with results, the run that wrote them: run_id, outcome, exit_code."""
+    with reachable(database), database.engine.connect() as connection:
+        frame = pd.read_sql(sa.text(
+            "SELECT s.business_date, s.run_id, r.outcome, r.exit_code, r.ended_at "
+            "FROM (SELECT business_date, min(run_id) AS run_id FROM installment_outcomes "
+            "      WHERE business_date BETWEEN :a AND :b GROUP BY business_date) s "
+            "JOIN recon_runs r ON r.run_id = s.run_id ORDER BY s.business_date"),
+            connection, params={"a": date_from, "b": date_to})
+    frame["business_date"] = frame["business_date"].astype("str")
+    return frame
