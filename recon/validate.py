@@ -348,7 +348,7 @@ def resolve_duplicate_keys(valid: pd.DataFrame, spec: FileSpec,
     if not repeated_key.any():
         return valid, empty_rejects(), 0
     dropped, rejects, collapsed = _resolve_repeats(valid[repeated_key], spec, file)
-    return valid.drop(index=dropped), rejects, collapsed
+    return valid[~valid.index.isin(dropped)], rejects, collapsed
 
 
 def key_codes(frame: pd.DataFrame, key: list[str]) -> np.ndarray:

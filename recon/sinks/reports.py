@@ -6,12 +6,16 @@ database transaction has committed, so a failed run leaves the previous reports 
 
 from __future__ import annotations
 
+import codecs
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from recon.contract import EXCEPTIONS_COLUMNS, REJECTS_COLUMNS, SETTLEMENT_EXCEPTIONS_COLUMNS
 
@@ -38,8 +42,7 @@ class StagedReports:
 
         safe = safe_frame(frame.reindex(columns=columns), FREE_TEXT)
         path = self.staging / name
-        safe.to_csv(path, index=False, encoding="utf-8-sig" if bom else "utf-8",
-                    lineterminator="\n")
+        write_csv(path, safe, bom=bom)
         os.chmod(path, FILE_MODE)
         self.files.append(name)
 
@@ -53,6 +56,40 @@ class StagedReports:
 
     def discard(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def csv_field(values: pa.Array) -> pa.Array:
+    """RFC 4180 minimal quoting: a value with a comma, quote or line break is quoted."""
+    values = pc.fill_null(values.cast(pa.large_string()), "")
+    needs_quotes = pc.match_substring_regex(values, '[,"\\r\\n]')
+    quote = pa.scalar('"', pa.large_string())
+    quoted = pc.binary_join_element_wise(quote, pc.replace_substring(values, '"', '""'), quote,
+                                         pa.scalar("", pa.large_string()))
+    return pc.if_else(needs_quotes, quoted, values)
+
+
+def write_csv(path: Path, frame: pd.DataFrame, *, bom: bool = False) -> None:
+    """Write text columns as CSV (header, LF line ends), all rows joined in Arrow.
+
+    pandas' to_csv formats row by row in Python, seconds for a few hundred thousand rows; here
+    every field is quoted where needed and joined column-wise, and the joined text's byte buffer
+    is the file.
+    """
+    with open(path, "wb") as handle:
+        if bom:
+            handle.write(codecs.BOM_UTF8)
+        handle.write((",".join(csv_field(pa.array(frame.columns.astype(str).tolist())).to_pylist())
+                      + "\n").encode("utf-8"))
+        if frame.empty:
+            return
+        fields = [csv_field(pa.array(frame[column])) for column in frame.columns]
+        rows = pc.binary_join_element_wise(*fields, pa.scalar(",", pa.large_string()))
+        lines = pc.binary_join_element_wise(rows, pa.scalar("\n", pa.large_string()),
+                                            pa.scalar("", pa.large_string()))
+        lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
+        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[
+            lines.offset: lines.offset + len(lines) + 1]
+        handle.write(memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]])
 
 
 def stage_reports(out_dir: Path, business_date: str, exceptions: pd.DataFrame,
