@@ -178,6 +178,18 @@ def run_parallel(dates: list[dt.date], settings: Settings, jobs: int, log_setup:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    # Create or check the schema once here: workers racing to create it on an empty database
+    # would see each other's half-made schema.
+    try:
+        database = db.connect(settings.database_url)
+        try:
+            db.ensure_schema(database)
+        finally:
+            database.dispose()
+    except ReconError as error:
+        for day in dates:
+            show_result(day, "", f"recon {day}: {error}")
+        return [error.exit_code] * len(dates)
     context = multiprocessing.get_context("spawn")
     codes = []
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
