@@ -246,6 +246,21 @@ def report_command(date_from, date_to, database_url, out, log_format, log_file, 
               f"by_root_cause.csv)")
 
 
+@main.command("synth", context_settings={"ignore_unknown_options": True})
+@click.argument("synth_args", nargs=-1, type=click.UNPROCESSED)
+def synth_command(synth_args) -> None:
+    """Write a synthetic inbox day with its ground truth (for benchmarks and tests).
+
+    Options: --date D --installments N --out DIR [--seed S] [--no-bad-rows]
+    [--missing-gateway G] [--plain].
+
+    Example: recon synth --date 2026-11-27 --installments 100000 --out bench-inbox
+    """
+    from recon.synth import main as synth_main
+
+    sys.exit(synth_main(list(synth_args)))
+
+
 @main.group("db")
 def db_group() -> None:
     """Database schema commands."""
