@@ -263,12 +263,16 @@ def _upgrade_lock(database: Database, connection: Connection) -> Iterator[None]:
 
 
 def split_statements(script: str) -> list[str]:
-    """Split a migration on `;` at line ends (our migrations hold no procedural bodies)."""
+    """Split a migration on `;` at line ends, except inside a `$$ ... $$` body (a DO block or a
+    function), which stays one statement. Comment lines (`--` first) are dropped."""
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
     statements, current = [], []
+    in_body = False
     for line in lines:
         current.append(line)
-        if line.rstrip().endswith(";"):
+        if line.count("$$") % 2:
+            in_body = not in_body
+        if not in_body and line.rstrip().endswith(";"):
             statement = "\n".join(current).strip().rstrip(";").strip()
             if statement:
                 statements.append(statement)
@@ -479,11 +483,22 @@ def write_results(database: Database, run_id: str, business_date: str, outcomes:
                   exit_code: int, digests: dict, counts: dict, message: str,
                   before_commit=None) -> None:
     """Replace D's rows in the three result tables and close the run, in one transaction."""
+    if database.is_postgres:
+        with reachable(database):
+            _ensure_date_partition(database, business_date)
     with reachable(database), database.engine.begin() as connection:
-        for table in ("installment_outcomes", "settlement_exceptions", "input_rejects"):
+        if database.is_postgres:
+            tables = ("settlement_exceptions", "input_rejects")
+        else:
+            tables = ("installment_outcomes", "settlement_exceptions", "input_rejects")
+        for table in tables:
             connection.execute(sa.text(f"DELETE FROM {table} WHERE business_date = :d"),
                                {"d": business_date})
-        _bulk_insert(database, connection, "installment_outcomes", OUTCOME_COLUMNS, outcomes)
+        if database.is_postgres:
+            _replace_outcome_partition(connection, business_date, outcomes)
+        else:
+            _bulk_insert(database, connection, "installment_outcomes", OUTCOME_COLUMNS,
+                         outcomes)
         _bulk_insert(database, connection, "settlement_exceptions", SETTLEMENT_EXCEPTION_COLUMNS,
                      settlement_exceptions)
         _bulk_insert(database, connection, "input_rejects", REJECT_COLUMNS, rejects)
@@ -491,6 +506,113 @@ def write_results(database: Database, run_id: str, business_date: str, outcomes:
             run_id, outcome, exit_code, digests, counts, message))
         if before_commit is not None:
             before_commit()
+
+
+OUTCOMES_PARENT = "installment_outcomes"
+
+
+def outcome_partition_name(business_date: str) -> str:
+    """The partition of installment_outcomes that holds `business_date` (migration 005). It is
+    itself partitioned by date, with one leaf, `<name>_data`, that holds the rows."""
+    return f"{OUTCOMES_PARENT}_d{business_date.replace('-', '')}"
+
+
+def _ensure_date_partition(database: Database, business_date: str) -> None:
+    """PostgreSQL: make sure D has its (empty, partitioned) partition, in a transaction of its
+    own before the write: creating it is the only step that locks installment_outcomes itself
+    beyond a share lock, and ATTACH's lock does not wait for other dates' open writes."""
+    date = _iso_date(business_date)
+    name = outcome_partition_name(date)
+    with database.engine.begin() as connection:
+        if connection.execute(sa.text("SELECT to_regclass(:name) IS NOT NULL"),
+                              {"name": name}).scalar():
+            return
+        connection.exec_driver_sql(
+            f"CREATE TABLE {name} ({_partition_definition(connection)}) "
+            f"PARTITION BY LIST (business_date)")
+        connection.exec_driver_sql(
+            f"ALTER TABLE {OUTCOMES_PARENT} ATTACH PARTITION {name} FOR VALUES IN ('{date}')")
+
+
+def _replace_outcome_partition(connection: Connection, business_date: str,
+                               outcomes: pd.DataFrame) -> None:
+    """PostgreSQL: swap the leaf holding D's rows for a freshly loaded one.
+
+    installment_outcomes is partitioned by date, and D's partition (made by
+    _ensure_date_partition) by date again, with one leaf. Inside the caller's transaction (all
+    of it transactional DDL, so a failed or killed run leaves D's previous leaf as it was):
+    COPY D's rows into a new table with no index, build its primary key and indexes once, drop
+    D's old leaf and attach the new one. The new table carries CHECK (business_date = D), so
+    ATTACH proves the bound without a scan, and its indexes match the parent's, so ATTACH
+    builds none. Only D's own partition is locked exclusively, only for the swap at the end:
+    installment_outcomes and other dates' partitions get no more than a share lock, so other
+    dates' writes and analysts' reads of other dates go on. The per-date advisory lock keeps a
+    second writer of D (and so of the staging table's name) out.
+    """
+    date = _iso_date(business_date)
+    middle = outcome_partition_name(date)
+    final = f"{middle}_data"
+    stage = f"{middle}_load"
+    # Indexes are built after the load: more memory makes them sort in memory.
+    connection.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+    connection.exec_driver_sql(
+        f"CREATE TABLE {stage} ({_partition_definition(connection)}, "
+        f"CONSTRAINT {stage}_date CHECK (business_date = DATE '{date}'))")
+    if not outcomes.empty:
+        _copy(connection, stage, OUTCOME_COLUMNS, outcomes[OUTCOME_COLUMNS], freeze=True)
+    connection.exec_driver_sql(
+        f"ALTER TABLE {stage} ADD CONSTRAINT {stage}_pkey "
+        f"PRIMARY KEY (business_date, loan_id, installment_no)")
+    connection.exec_driver_sql(
+        f"CREATE INDEX {stage}_by_cause ON {stage} (business_date, root_cause) "
+        f"WHERE root_cause IS NOT NULL")
+    connection.exec_driver_sql(
+        f"CREATE INDEX {stage}_by_loan ON {stage} (loan_id, business_date)")
+    old = connection.execute(sa.text(
+        "SELECT inhrelid::regclass::text FROM pg_inherits "
+        "WHERE inhparent = CAST(:parent AS regclass)"), {"parent": middle}).scalars().all()
+    for table in old:
+        connection.exec_driver_sql(f"DROP TABLE {table}")
+    connection.exec_driver_sql(
+        f"ALTER TABLE {middle} ATTACH PARTITION {stage} FOR VALUES IN ('{date}')")
+    for suffix in ("pkey", "by_cause", "by_loan"):
+        connection.exec_driver_sql(f"ALTER INDEX {stage}_{suffix} RENAME TO {final}_{suffix}")
+    connection.exec_driver_sql(
+        f"ALTER TABLE {stage} RENAME CONSTRAINT {stage}_date TO {final}_date")
+    connection.exec_driver_sql(f"ALTER TABLE {stage} RENAME TO {final}")
+
+
+def _partition_definition(connection: Connection) -> str:
+    """The parent's columns (types, NOT NULL, defaults) and CHECK constraints (same names: ATTACH
+    matches them by name), as a CREATE TABLE body, read from the catalog.
+
+    Not `LIKE installment_outcomes`: that would hold a lock on the parent from the start of the
+    load, and two runs of different dates, each waiting at the swap for the exclusive lock the
+    other's LIKE blocks, would deadlock. Catalog reads lock nothing.
+    """
+    columns = connection.execute(sa.text(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+        "pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a "
+        "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+        "WHERE a.attrelid = CAST(:parent AS regclass) AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY a.attnum"), {"parent": OUTCOMES_PARENT}).all()
+    checks = connection.execute(sa.text(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = CAST(:parent AS regclass) AND contype = 'c' ORDER BY conname"),
+        {"parent": OUTCOMES_PARENT}).all()
+    parts = [f'"{name}" {type_}' + (" NOT NULL" if not_null else "")
+             + (f" DEFAULT {default}" if default is not None else "")
+             for name, type_, not_null, default in columns]
+    parts += [f'CONSTRAINT "{name}" {definition}' for name, definition in checks]
+    return ", ".join(parts)
+
+
+def _iso_date(business_date: str) -> str:
+    """D as YYYY-MM-DD, checked: it is spliced into DDL (table names, partition bounds)."""
+    text = str(business_date)
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise ValueError(f"not a business date: {business_date!r}")
+    return text
 
 
 def _copy_csv(frame: pd.DataFrame) -> bytes:
@@ -515,7 +637,8 @@ def _copy_csv(frame: pd.DataFrame) -> bytes:
     return sink.getvalue()
 
 
-def _copy(connection: Connection, table: str, columns: list[str], frame: pd.DataFrame) -> None:
+def _copy(connection: Connection, table: str, columns: list[str], frame: pd.DataFrame, *,
+          freeze: bool = False) -> None:
     """COPY the frame into `table` inside the connection's transaction: one stream per table.
 
     The driver's errors are raised as SQLAlchemy's, like any other statement's, so a connection
@@ -523,7 +646,10 @@ def _copy(connection: Connection, table: str, columns: list[str], frame: pd.Data
     """
     import psycopg2
 
-    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
+    # FREEZE (only for a table created in this transaction) writes the rows already frozen,
+    # sparing the first reader and vacuum a rewrite of every page.
+    options = "FORMAT csv, FREEZE" if freeze else "FORMAT csv"
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH ({options})"
     buffer = io.BytesIO(_copy_csv(frame))
     try:
         with connection.connection.driver_connection.cursor() as cursor:

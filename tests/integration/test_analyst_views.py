@@ -27,6 +27,16 @@ def insert(database_url: str, table: str, rows: list[dict]) -> None:
                         f"({', '.join(':' + column for column in columns)})")
     try:
         with engine.begin() as connection:
+            if table == "installment_outcomes" and engine.dialect.name == "postgresql":
+                # Partitioned by date (005); recon's writes create the partitions themselves.
+                for day in sorted({row["business_date"] for row in rows}):
+                    name = db.outcome_partition_name(day)
+                    connection.execute(sa.text(
+                        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF installment_outcomes "
+                        f"FOR VALUES IN ('{day}') PARTITION BY LIST (business_date)"))
+                    connection.execute(sa.text(
+                        f"CREATE TABLE IF NOT EXISTS {name}_data PARTITION OF {name} "
+                        f"FOR VALUES IN ('{day}')"))
             connection.execute(statement, rows)
     finally:
         engine.dispose()

@@ -111,3 +111,99 @@ def test_a_failing_migration_is_applied_all_or_nothing(database_url, tmp_path, m
         assert sa.inspect(database.engine).has_table("half_done")
     finally:
         database.dispose()
+
+
+# --- 005: installment_outcomes partitioned by business date (PostgreSQL) -------------------------
+
+def _outcome_rows(url: str) -> list[dict]:
+    return [dict(row._mapping) for row in query(
+        url, "SELECT * FROM installment_outcomes ORDER BY business_date, loan_id, installment_no")]
+
+
+def _partitions(url: str) -> dict[str, str]:
+    return {row.name: row.bound for row in query(
+        url, "SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound "
+             "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+             "WHERE i.inhparent = 'installment_outcomes'::regclass")}
+
+
+@pytest.mark.postgres
+def test_upgrade_from_version_4_keeps_every_outcome_row_in_per_date_partitions(postgres_url,
+                                                                               tmp_path):
+    database = db.connect(postgres_url)
+    try:
+        db.upgrade(database, target=4)
+        with database.engine.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO recon_runs (run_id, business_date, started_at, outcome, host, pid, "
+                "recon_version, database_url) VALUES ('v4run', '2026-11-26', now(), 'done', "
+                "'h', 1, 'v', 'u')"))
+            connection.execute(sa.text(
+                "INSERT INTO installment_outcomes SELECT DATE '2026-11-25' + (n % 3), "
+                "'L' || n, 1 + n % 4, 'B' || n, CASE WHEN n % 2 = 0 THEN 'paid' ELSE 'unpaid' "
+                "END, CASE WHEN n % 2 = 0 THEN NULL ELSE 'insufficient_balance' END, "
+                "n + 0.05, CASE WHEN n % 2 = 0 THEN n + 0.05 ELSE 0 END, 'UNIONPAY', "
+                "CASE WHEN n % 2 = 0 THEN '00' ELSE '51' END, 'v4run' "
+                "FROM generate_series(1, 3000) n"))
+    finally:
+        database.dispose()
+    before = _outcome_rows(postgres_url)
+    views_before = {view: [tuple(row) for row in query(
+        postgres_url, f"SELECT * FROM {view} ORDER BY 1, 2, 3")]
+        for view in ("daily_root_causes", "daily_gateway_failure_rate")}
+    assert len(before) == 3000
+
+    upgraded = recon("db", "upgrade", "--db", postgres_url, cwd=tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "005_outcomes_partitioned_by_date" in upgraded.stdout
+
+    assert _outcome_rows(postgres_url) == before
+    assert query(postgres_url, "SELECT relkind FROM pg_class "
+                               "WHERE relname = 'installment_outcomes'")[0].relkind == "p"
+    assert _partitions(postgres_url) == {
+        f"installment_outcomes_d2026112{day}": f"FOR VALUES IN ('2026-11-2{day}')"
+        for day in (5, 6, 7)}
+    for view, rows in views_before.items():
+        assert [tuple(row) for row in query(postgres_url,
+                                            f"SELECT * FROM {view} ORDER BY 1, 2, 3")] == rows
+    assert not query(postgres_url, "SELECT 1 FROM pg_class WHERE relname = "
+                                   "'installment_outcomes_v4'")
+    assert {row.rows for row in query(
+        postgres_url, "SELECT count(*) AS rows FROM installment_outcomes_d20261125_data")} == \
+        {1000}
+    # The constraints still hold on the partitioned table.
+    with pytest.raises(sa.exc.IntegrityError):
+        query(postgres_url, "INSERT INTO installment_outcomes SELECT * FROM installment_outcomes "
+                            "LIMIT 1")
+
+
+@pytest.mark.postgres
+def test_rerun_swaps_only_its_own_date_partition(postgres_url, tmp_path):
+    """The partition path: a rerun of D replaces exactly the leaf holding D's rows, by a new one
+    with the parent's indexes, and leaves the other date's leaf (its very table) alone."""
+    assert recon_run(DAYS[0], postgres_url, tmp_path).returncode == expected_exit_code(DAYS[0])
+    assert recon_run(DAYS[1], postgres_url, tmp_path).returncode == expected_exit_code(DAYS[1])
+    oids = {row.relname: row.oid for row in query(
+        postgres_url, "SELECT relname, oid::bigint AS oid FROM pg_class "
+                      "WHERE relname LIKE 'installment_outcomes_d%' AND relkind = 'r'")}
+    assert set(oids) == {f"installment_outcomes_d{day.replace('-', '')}_data" for day in DAYS}
+    first = _outcome_rows(postgres_url)
+
+    rerun = recon_run(DAYS[1], postgres_url, tmp_path)
+    assert rerun.returncode == expected_exit_code(DAYS[1]), rerun.stderr
+
+    after = {row.relname: row.oid for row in query(
+        postgres_url, "SELECT relname, oid::bigint AS oid FROM pg_class "
+                      "WHERE relname LIKE 'installment_outcomes_d%' AND relkind = 'r'")}
+    other, rerun_table = (f"installment_outcomes_d{day.replace('-', '')}_data" for day in DAYS)
+    assert after[other] == oids[other]
+    assert after[rerun_table] != oids[rerun_table]
+    assert set(after) == set(oids)  # no staging table or old partition left behind
+    rows = _outcome_rows(postgres_url)
+    key = lambda row: {k: v for k, v in row.items() if k != "run_id"}  # noqa: E731
+    assert [key(row) for row in rows] == [key(row) for row in first]
+    assert {row["run_id"] for row in rows if str(row["business_date"]) == DAYS[0]} == \
+        {row["run_id"] for row in first if str(row["business_date"]) == DAYS[0]}
+    indexes = {row.indexname for row in query(
+        postgres_url, "SELECT indexname FROM pg_indexes WHERE tablename = :t", t=rerun_table)}
+    assert indexes == {f"{rerun_table}_pkey", f"{rerun_table}_by_cause", f"{rerun_table}_by_loan"}
