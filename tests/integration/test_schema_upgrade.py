@@ -200,8 +200,8 @@ def test_rerun_swaps_only_its_own_date_partition(postgres_url, tmp_path):
     assert after[rerun_table] != oids[rerun_table]
     assert set(after) == set(oids)  # no staging table or old partition left behind
     rows = _outcome_rows(postgres_url)
-    key = lambda row: {k: v for k, v in row.items() if k != "run_id"}  # noqa: E731
-    assert [key(row) for row in rows] == [key(row) for row in first]
+    without_run = [{k: v for k, v in row.items() if k != "run_id"} for row in rows]
+    assert without_run == [{k: v for k, v in row.items() if k != "run_id"} for row in first]
     assert {row["run_id"] for row in rows if str(row["business_date"]) == DAYS[0]} == \
         {row["run_id"] for row in first if str(row["business_date"]) == DAYS[0]}
     indexes = {row.indexname for row in query(
