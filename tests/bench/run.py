@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
+import re
 import os
 import platform
 import subprocess
@@ -33,7 +33,7 @@ from recon.synth import generate_day
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "bench-data"
 DAY = dt.date(2026, 11, 27)
-PHASES = ["read", "validate", "classify", "write_csv", "write_db"]  # as in RunReport.phases
+PHASES = ["load", "classify", "outages", "compare", "write_csv", "write_db"]  # pipeline steps
 
 
 def ensure_day(size: int, day: dt.date = DAY) -> Path:
@@ -62,9 +62,12 @@ def fresh_sqlite(size: int) -> str:
     return f"sqlite:///{path}"
 
 
-def run_cli(args: list[str], database_url: str) -> tuple[int, float, int]:
-    """Run `recon` with `args`; returns (exit code, wall seconds, peak RSS in MiB)."""
-    command = [str(Path(sys.executable).parent / "recon"), *args, "--db", database_url]
+STEP_LINE = re.compile(r"\] (\w+) done in ([0-9.]+)s")
+
+
+def run_cli(args: list[str], database_url: str) -> tuple[int, float, int, dict[str, float]]:
+    """Run `recon` with `args`: (exit code, wall seconds, peak RSS in MiB, seconds per step)."""
+    command = [str(Path(sys.executable).parent / "recon"), *args, "--db", database_url, "-v"]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
@@ -73,28 +76,17 @@ def run_cli(args: list[str], database_url: str) -> tuple[int, float, int]:
     stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
     if process.returncode not in (0, 4):
         print(stderr, file=sys.stderr)
-    return process.returncode, wall, usage.ru_maxrss // 1024
-
-
-def phases_of_last_run(database_url: str) -> dict[str, float]:
-    engine = sa.create_engine(normalise_url(database_url))
-    with engine.connect() as connection:
-        counts = connection.execute(sa.text(
-            "SELECT counts FROM recon_runs ORDER BY started_at DESC LIMIT 1")).scalar()
-    engine.dispose()
-    if isinstance(counts, str):
-        counts = json.loads(counts)
-    return (counts or {}).get("phases_seconds", {})
+    steps = {name: float(seconds) for name, seconds in STEP_LINE.findall(stderr)}
+    return process.returncode, wall, usage.ru_maxrss // 1024, steps
 
 
 def bench_day(size: int, target: str) -> dict:
     inbox = ensure_day(size)
     database_url = fresh_postgres() if target == "postgres" else fresh_sqlite(size)
     out = DATA / f"out-{target}-{size}"
-    code, wall, rss = run_cli(["run", "--date", DAY.isoformat(), "--inbox", str(inbox),
-                               "--out", str(out)], database_url)
-    return {"size": size, "target": target, "exit": code, "total": wall, "rss_mib": rss,
-            **phases_of_last_run(database_url)}
+    code, wall, rss, steps = run_cli(["run", "--date", DAY.isoformat(), "--inbox", str(inbox),
+                                      "--out", str(out)], database_url)
+    return {"size": size, "target": target, "exit": code, "total": wall, "rss_mib": rss, **steps}
 
 
 def bench_range(days: int, size: int, jobs: int) -> dict:
@@ -103,9 +95,9 @@ def bench_range(days: int, size: int, jobs: int) -> dict:
         ensure_day(size, first + dt.timedelta(days=n))
     inbox = DATA / f"inbox-{size}"
     database_url = fresh_postgres()
-    one_code, one_day, _ = run_cli(["run", "--date", DAY.isoformat(), "--inbox", str(inbox),
+    _, one_day, _, _ = run_cli(["run", "--date", DAY.isoformat(), "--inbox", str(inbox),
                                     "--out", str(DATA / "out-range")], database_url)
-    code, wall, rss = run_cli(["run", "--from", first.isoformat(), "--to", DAY.isoformat(),
+    code, wall, rss, _ = run_cli(["run", "--from", first.isoformat(), "--to", DAY.isoformat(),
                                "--jobs", str(jobs), "--inbox", str(inbox),
                                "--out", str(DATA / "out-range")], database_url)
     return {"days": days, "size": size, "jobs": jobs, "exit": code, "range_seconds": wall,
