@@ -16,8 +16,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recon.codes import CodeMap
-from recon.contract import (ROOT_CAUSE_ZH, SUGGESTED_ACTION, RootCause, SettlementExceptionKind,
-                            Status)
+from recon.contract import (
+    ROOT_CAUSE_ZH,
+    SUGGESTED_ACTION,
+    RootCause,
+    SettlementExceptionKind,
+    Status,
+)
+from recon.frames import arrow_strings
 
 KEY = ["loan_id", "installment_no"]
 R = RootCause
@@ -38,14 +44,9 @@ def day_start_utc(business_date: dt.date, tz: ZoneInfo) -> pd.Timestamp:
 # Ids stay strings in every output, but joining, sorting and grouping millions of strings is slow.
 # Each id space is dictionary-encoded once; the rules then work on integer positions.
 
-def _arrow_strings(column: pd.Series) -> pa.Array:
-    array = pa.array(column)
-    return array if array.type == pa.large_string() else array.cast(pa.large_string())
-
-
 def shared_codes(*columns: pd.Series) -> tuple[list[np.ndarray], pa.Array]:
     """Integer codes of `columns` over one shared dictionary (first appearance order)."""
-    chunks = [_arrow_strings(column) for column in columns]
+    chunks = [arrow_strings(column) for column in columns]
     encoded = pc.dictionary_encode(pa.chunked_array(chunks, type=pa.large_string()))
     indices = np.concatenate([chunk.indices.to_numpy(zero_copy_only=False).astype(np.int64)
                               for chunk in encoded.chunks] or [np.zeros(0, dtype=np.int64)])
@@ -57,7 +58,7 @@ def shared_codes(*columns: pd.Series) -> tuple[list[np.ndarray], pa.Array]:
 
 def codes_in(column: pd.Series, dictionary: pa.Array) -> np.ndarray:
     """Codes of `column` in an existing dictionary; NO_ROW for values it does not hold."""
-    found = pc.index_in(_arrow_strings(column), value_set=dictionary)
+    found = pc.index_in(arrow_strings(column), value_set=dictionary)
     return pc.fill_null(found, NO_ROW).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
@@ -265,7 +266,7 @@ def _moments(ns: np.ndarray, present: np.ndarray, index: pd.Index) -> pd.Series:
 def gather(values: pd.Series, rows: np.ndarray, default: str = "") -> pd.Series:
     """`values` taken at positions `rows` as strings; a negative position gives `default`."""
     rows = np.asarray(rows, dtype=np.int64)
-    taken = _arrow_strings(values).take(pa.array(rows, mask=rows < 0))
+    taken = arrow_strings(values).take(pa.array(rows, mask=rows < 0))
     return pc.fill_null(taken, default).to_pandas() if len(rows) else \
         pd.Series([], dtype="str")
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recon.contract import BINDING_STATUSES, CONFIRM_STATUSES, SETTLEMENT_STATUSES
+from recon.frames import arrow_strings
 from recon.sinks.safety import mask_cards
 from recon.sources.csvfile import RawTable, empty_rejects
 
@@ -77,17 +78,12 @@ def free_text(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
     return mask_cards(values), pd.Series(True, index=values.index)
 
 
-def _arrow(values: pd.Series) -> pa.Array:
-    array = pa.array(values)
-    return array if array.type == pa.large_string() else array.cast(pa.large_string())
-
-
 def _series(array, index: pd.Index) -> pd.Series:
     return pd.Series(array.to_numpy(zero_copy_only=False), index=index)
 
 
 def positive_integer(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
-    text = _arrow(values)
+    text = arrow_strings(values)
     digits = pc.match_substring_regex(text, r"^[0-9]{1,9}$")
     parsed = _series(pc.cast(pc.if_else(digits, text, "0"), pa.int64()), values.index)
     return parsed, _series(digits, values.index) & (parsed >= 1)
@@ -96,7 +92,7 @@ def positive_integer(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.S
 def amount_fen(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
     """Yuan text -> integer fen, exactly: `1234.5` -> 123450. Zero and negatives break the rule."""
     # Arrow regex kernels: pandas' str.extract / split(expand=True) loop in Python.
-    text = _arrow(values)
+    text = arrow_strings(values)
     ok = pc.match_substring_regex(text, "^" + AMOUNT_PATTERN + "$")
     text = pc.if_else(ok, text, "0")
     text = pc.replace_substring_regex(text, r"^([0-9]+)$", r"\1.00")
@@ -121,7 +117,7 @@ def timestamp(values: pd.Series, context: RuleContext) -> tuple[pd.Series, pd.Se
     """
     # The common shape, `2026-11-27 09:14:03`, goes through Arrow's strptime (to seconds, which
     # cannot overflow); the rest (ISO `T`, fractions, offsets) through pandas' ISO 8601 parser.
-    text = _arrow(values)
+    text = arrow_strings(values)
     moments = pc.strptime(text, format=LOCAL_FORMAT, unit="s", error_is_null=True)
     # strptime rolls 2026-02-30 over into March: the day it read must be the day written.
     shaped = pc.match_substring_regex(text, LOCAL_PATTERN)
@@ -359,7 +355,7 @@ def key_codes(frame: pd.DataFrame, key: list[str]) -> np.ndarray:
         if pd.api.types.is_integer_dtype(values.dtype):
             column_codes = values.to_numpy(np.int64)
         else:
-            encoded = pc.dictionary_encode(_arrow(values))
+            encoded = pc.dictionary_encode(arrow_strings(values))
             column_codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
         if column == key[0]:
             codes = column_codes
