@@ -70,11 +70,23 @@ def safe_url_text(url: str | sa.URL) -> str:
             return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
     if "password" in url.query:
         url = url.update_query_dict({"password": "***"})
+    if url.host and "@" in url.host:
+        # An unescaped `@` in the password (`u:p@ss@host`) is parsed as part of the host.
+        url = url.set(host=url.host.rsplit("@", 1)[1], password="***")
     return url.render_as_string(hide_password=True)
 
 
+def _passwords(url: sa.URL) -> list:
+    password = url.password
+    if password is not None and url.host and "@" in url.host:
+        password = f"{password}@{url.host.rsplit('@', 1)[0]}"
+    return [password, url.query.get("password")]
+
+
 def scrub(text: str, url: sa.URL) -> str:
-    for secret in (url.password, url.query.get("password")):
+    if url.host and "@" in url.host:  # the password's tail, parsed as part of the host name
+        text = text.replace(url.host.rsplit("@", 1)[0] + "@", "***@")
+    for secret in _passwords(url):
         if secret:
             for value in ([secret] if isinstance(secret, str) else secret):
                 text = text.replace(str(value), "***")
