@@ -79,9 +79,10 @@ def test_outcomes_match_the_hand_derived_expectation(sample_run, day):
 @pytest.mark.parametrize("day", DAYS)
 def test_every_bad_row_and_missing_file_is_in_rejects(sample_run, day):
     work, _ = sample_run
-    expected = {(row["file"], row["line"]) for row in
+    expected = {(row["file"], row["line"], row["column"]) for row in
                 read_rows(FIXTURES / "expected" / day / "expected_rejects.csv")}
-    produced = {(row["file"], row["line"]) for row in read_rows(work / "out" / day / "rejects.csv")}
+    produced = {(row["file"], row["line"], row["column"]) for row in
+                read_rows(work / "out" / day / "rejects.csv")}
     assert produced == expected
 
 
