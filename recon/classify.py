@@ -343,9 +343,8 @@ def explain_deciding_attempts(deciding: pd.DataFrame, deciding_rows: np.ndarray,
     mapped = np.full(len(deciding), R.UNCLASSIFIED.value, dtype=object)
     response_code[has_failed_row] = chosen["response_code"].to_numpy(object)
     response_msg[has_failed_row] = chosen["response_msg"].to_numpy(object)
-    lookup = {f"{scheme}\x1f{code}": str(cause) for (scheme, code), cause in codes.mapping.items()}
-    code_keys = chosen["scheme"] + "\x1f" + chosen["response_code"].str.strip().str.upper()
-    mapped[has_failed_row] = code_keys.map(lookup).fillna(R.UNCLASSIFIED.value).to_numpy(object)
+    mapped[has_failed_row] = codes.causes_of(chosen["scheme"], chosen["response_code"]).to_numpy(
+        object)
     incident = incident_during(deciding["gateway"], deciding["sent_at"], incidents)
     result["cause"] = np.select(
         [~arrived, has_failed_row, incident.notna().to_numpy()],

@@ -65,11 +65,12 @@ class CodeMap:
     def cause_of(self, scheme: str, code: str) -> RootCause:
         return self.mapping.get((normalise_scheme(scheme), normalise_code(code)), R.UNCLASSIFIED)
 
-    def as_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            [(scheme, code, str(cause)) for (scheme, code), cause in self.mapping.items()],
-            columns=["scheme", "code", "mapped_cause"],
-        ).astype("str")
+    def causes_of(self, schemes: pd.Series, codes: pd.Series) -> pd.Series:
+        """`cause_of` over whole columns: one dictionary lookup per row, no Python loop per code."""
+        lookup = {f"{scheme}\x1f{code}": str(cause) for (scheme, code), cause in self.mapping.items()}
+        keys = (schemes.fillna("").str.strip().str.lower() + "\x1f"
+                + codes.fillna("").str.strip().str.upper())
+        return keys.map(lookup).fillna(R.UNCLASSIFIED.value).astype("str")
 
     @classmethod
     def from_file(cls, path: Path | None) -> "CodeMap":

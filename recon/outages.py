@@ -76,13 +76,10 @@ def technical_failures(instructions: pd.DataFrame, settlements: pd.DataFrame,
                                      nanos(settlements["txn_time"]),
                                      settlements["gateway_txn_id"])
     failed = settlements[["scheme", "response_code"]].iloc[latest_failed]
-    outage_keys = {f"{scheme}\x1f{code}" for (scheme, code), cause in codes.mapping.items()
-                   if cause == RootCause.GATEWAY_OUTAGE}
-    # normalise_code, vectorised: codes are compared trimmed and upper-case.
-    code_keys = failed["scheme"] + "\x1f" + failed["response_code"].fillna("").str.strip() \
-        .str.upper()
+    outage = (codes.causes_of(failed["scheme"], failed["response_code"])
+              == RootCause.GATEWAY_OUTAGE.value).to_numpy(bool)
     outage_coded = np.zeros(ids, dtype=bool)
-    outage_coded[settlement_code[latest_failed[isin(code_keys, outage_keys)]]] = True
+    outage_coded[settlement_code[latest_failed[outage]]] = True
 
     not_succeeded = ~succeeded[attempt_code]
     attempts["no_record"] = not_succeeded & ~answered[attempt_code]

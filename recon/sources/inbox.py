@@ -39,11 +39,6 @@ class FileLedger:
     sha256: str
     refused: str = ""  # why a settlement file counts as not arrived
 
-    def adds_up(self) -> bool:
-        if self.refused:
-            return True
-        return self.rows_read == self.rows_used + self.duplicates_collapsed + self.rows_rejected
-
 
 @dataclass
 class SettlementRefusal:
