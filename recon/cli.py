@@ -195,7 +195,11 @@ def run_parallel(dates: list[dt.date], settings: Settings, jobs: int, log_setup:
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
         # Workers draw no progress: this process owns the terminal.
         worker_logs = dataclasses.replace(log_setup, progress=False)
-        futures = [pool.submit(_run_date_in_worker, day, settings, worker_logs) for day in dates]
+        # N workers share the CPUs: each one's threads get an equal part of them.
+        worker_settings = settings if settings.threads else settings.model_copy(
+            update={"threads": max(1, settings.worker_threads // jobs)})
+        futures = [pool.submit(_run_date_in_worker, day, worker_settings, worker_logs)
+                   for day in dates]
         for day, future in zip(dates, futures):
             try:
                 code, out, err = future.result()

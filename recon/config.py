@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -41,6 +42,14 @@ class Settings(BaseSettings):
 
     max_columns: int = Field(default=512, gt=0)
     """A header with more columns than this refuses the file."""
+
+    threads: int = Field(default=0, ge=0)
+    """Threads one date's run uses to read files and write outputs side by side; 0 = one per CPU.
+    `recon run --jobs N` gives each of its N worker processes an equal share of the CPUs."""
+
+    @property
+    def worker_threads(self) -> int:
+        return self.threads or max(1, os.cpu_count() or 1)
 
     @field_validator("timezone")
     @classmethod

@@ -8,6 +8,7 @@ import logging
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -138,58 +139,119 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap,
     with (phases("load", business_date, run_id),
           logs.loading(settings.inbox / day, f"{day} loading")):
         inputs = load_day(business_date, settings, codes)
-    with phases("classify", business_date, run_id):
-        decisions = classify(inputs.installments, inputs.bindings, inputs.instructions,
-                             inputs.settlements, inputs.incidents, inputs.arrived_gateways,
-                             codes, business_date, settings.tz)
-    outcomes = decisions.outcomes
-    report = _report(inputs, decisions, run_id, phases)
-    exit_code = ExitCode.OK if inputs.complete else ExitCode.INCOMPLETE
-    outcome = "done" if inputs.complete else "incomplete"
-    rejects = rejects_frame(inputs)
-    with phases("outages", business_date, run_id):
+    # Work that only reads finished frames runs on a second thread beside the main line: outage
+    # inference beside classify, the CSV reports beside the database write. Both spend their
+    # time in Arrow and numpy kernels, which release the GIL.
+    with _side_thread(settings) as side:
+        outages_job = side.submit(_suspected_outages, inputs, codes, settings, phases, run_id)
+        with phases("classify", business_date, run_id):
+            decisions = classify(inputs.installments, inputs.bindings, inputs.instructions,
+                                 inputs.settlements, inputs.incidents, inputs.arrived_gateways,
+                                 codes, business_date, settings.tz)
+        outcomes = decisions.outcomes
+        report = _report(inputs, decisions, run_id, phases)
+        exit_code = ExitCode.OK if inputs.complete else ExitCode.INCOMPLETE
+        outcome = "done" if inputs.complete else "incomplete"
+        rejects = rejects_frame(inputs)
+        # Read D's stored outcomes before write_results replaces them; the date lock is held, so
+        # they are those of the previous completed run.
+        with phases("compare", business_date, run_id):
+            stored_rows = outcome_rows(outcomes, day, run_id)
+            previous, report.previous_run_id = db.read_outcomes(database, day)
+            changes = outcome_changes(previous, stored_rows)
+            changes.insert(0, "business_date", day)
+            report.changes = transition_counts(changes)
+        suspected = outages_job.result()
+        report.suspected_incidents = suspected.to_dict("records")
+        settlement_exceptions = decisions.settlement_exceptions.assign(
+            amount=fmt_yuan(decisions.settlement_exceptions["amount"]))
+
+        staging_job = side.submit(_stage_reports, settings, business_date, outcomes,
+                                  settlement_exceptions, rejects, changes, suspected, phases,
+                                  run_id)
+
+        def commit_once_staged() -> None:
+            # The reports must be ready to publish before the results commit: a failure to
+            # write them (a full disk) rolls the database write back.
+            staging_job.result()
+            if before_commit is not None:
+                before_commit()
+
+        try:
+            with phases("write_db", business_date, run_id):
+                report.phases = phases.seconds
+                db.write_results(
+                    database, run_id, day,
+                    stored_rows,
+                    settlement_exceptions.assign(run_id=run_id),
+                    rejects.rename(columns={"column": "column_name"}).assign(run_id=run_id),
+                    outcome=outcome, exit_code=exit_code,
+                    digests={entry.file: entry.sha256 for entry in inputs.ledger},
+                    counts=report.counts(), message=report.message,
+                    before_commit=commit_once_staged)
+        except BaseException:
+            _discard(staging_job)
+            raise
+        staged = staging_job.result()
+    report.out_dir = str(staged.publish())
+    report.exit_code, report.outcome = exit_code, outcome
+    return report
+
+
+def _suspected_outages(inputs: DayInputs, codes: CodeMap, settings: Settings, phases: Phases,
+                       run_id: str) -> pd.DataFrame:
+    with phases("outages", inputs.business_date, run_id):
         suspected = suspected_outages(inputs.instructions, inputs.settlements,
                                       inputs.arrived_gateways, codes, inputs.incidents,
                                       settings.tz)
-        suspected.insert(0, "business_date", day)
-        report.suspected_incidents = suspected.to_dict("records")
-    # Read D's stored outcomes before write_results replaces them; the date lock is held, so they
-    # are those of the previous completed run.
-    with phases("compare", business_date, run_id):
-        stored_rows = outcome_rows(outcomes, day, run_id)
-        previous, report.previous_run_id = db.read_outcomes(database, day)
-        changes = outcome_changes(previous, stored_rows)
-        changes.insert(0, "business_date", day)
-        report.changes = transition_counts(changes)
+        suspected.insert(0, "business_date", inputs.business_date.isoformat())
+    return suspected
 
+
+def _stage_reports(settings: Settings, business_date: dt.date, outcomes: pd.DataFrame,
+                   settlement_exceptions: pd.DataFrame, rejects: pd.DataFrame,
+                   changes: pd.DataFrame, suspected: pd.DataFrame, phases: Phases,
+                   run_id: str):
     with phases("write_csv", business_date, run_id):
         exceptions = exception_report(outcomes, business_date, settings.tz)
-        settlement_exceptions = decisions.settlement_exceptions.assign(
-            amount=fmt_yuan(decisions.settlement_exceptions["amount"]))
-        staged = stage_reports(settings.out, day, exceptions, settlement_exceptions, rejects)
+        staged = stage_reports(settings.out, business_date.isoformat(), exceptions,
+                               settlement_exceptions, rejects)
         try:
             staged.write("changes.csv", changes, CHANGES_COLUMNS)
             staged.write("suspected_incidents.csv", suspected, SUSPECTED_COLUMNS)
         except BaseException:
             staged.discard()
             raise
+    return staged
+
+
+def _discard(staging_job: Future) -> None:
+    """Throw away staged reports once their writer is done (it may still be writing)."""
     try:
-        with phases("write_db", business_date, run_id):
-            report.phases = phases.seconds
-            db.write_results(
-                database, run_id, day,
-                stored_rows,
-                settlement_exceptions.assign(run_id=run_id),
-                rejects.rename(columns={"column": "column_name"}).assign(run_id=run_id),
-                outcome=outcome, exit_code=exit_code,
-                digests={entry.file: entry.sha256 for entry in inputs.ledger},
-                counts=report.counts(), message=report.message, before_commit=before_commit)
+        staging_job.result().discard()
     except BaseException:
-        staged.discard()
-        raise
-    report.out_dir = str(staged.publish())
-    report.exit_code, report.outcome = exit_code, outcome
-    return report
+        pass  # staging failed: it removed its own folder
+
+
+class _Inline:
+    """An executor that runs each job at once, on the caller's thread (RECON_THREADS=1)."""
+
+    def submit(self, function, *args) -> Future:
+        job: Future = Future()
+        try:
+            job.set_result(function(*args))
+        except BaseException as error:
+            job.set_exception(error)
+        return job
+
+
+@contextmanager
+def _side_thread(settings: Settings):
+    if settings.worker_threads < 2:
+        yield _Inline()
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recon-side") as pool:
+        yield pool
 
 
 def rejects_frame(inputs: DayInputs) -> pd.DataFrame:

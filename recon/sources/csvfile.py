@@ -16,6 +16,7 @@ import codecs
 import csv
 import io
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,11 +224,16 @@ def _record_start_lines(data: bytes) -> np.ndarray:
     return np.asarray(starts, dtype=np.int64)
 
 
+_FIELD_LIMIT_LOCK = threading.Lock()
+
+
 def _read_slow(data: bytes, display: str, header: list[str], max_field_chars: int) -> RawTable:
     # No field-size limit in the csv module itself: it would stop inside a runaway quoted field
     # and resume mid-field, splitting one broken record into many bogus ones. The file is bounded
     # by max_file_bytes already; a field over max_field_chars rejects its row below.
-    csv.field_size_limit(max(len(data), 131072))
+    # The limit is process-wide and files are read on several threads: raise it, never lower it.
+    with _FIELD_LIMIT_LOCK:
+        csv.field_size_limit(max(csv.field_size_limit(), len(data), 131072))
     reader = csv.reader(_text_stream(data))
     n_columns = len(header)
     good_rows: list[list[str]] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -77,8 +78,6 @@ def load_day(business_date: dt.date, settings: Settings, codes: CodeMap) -> DayI
         raise InputRefused(f"inbox folder {day_dir} {state}",
                            next_step="check --inbox and --date, or wait for the upstream drop")
     context = v.RuleContext(business_date, settings.tz)
-    loaded: dict[str, v.Validated] = {}
-    ledger: list[FileLedger] = []
     for spec in REQUIRED_FILES:
         path = day_dir / spec.name
         if not path.is_file():
@@ -87,25 +86,33 @@ def load_day(business_date: dt.date, settings: Settings, codes: CodeMap) -> DayI
                                    next_step="replace it with the CSV export, then rerun the date")
             raise InputRefused("required file is missing", file=_shown(path),
                                next_step="wait for the upstream drop, then rerun the date")
-        validated, digest = _load_file(path, spec, context, settings)
-        _check_reject_rate(validated, settings)
-        loaded[spec.name] = validated
-        ledger.append(_ledger(validated, digest))
-
-    incidents = _empty_incidents()
     incidents_path = day_dir / v.INCIDENTS.name
-    if incidents_path.is_file():
-        validated, digest = _load_file(incidents_path, v.INCIDENTS, context, settings)
-        _check_reject_rate(validated, settings)
-        loaded[v.INCIDENTS.name] = validated
-        ledger.append(_ledger(validated, digest))
-        incidents = validated.valid
+    specs = list(REQUIRED_FILES) + ([v.INCIDENTS] if incidents_path.is_file() else [])
 
-    instructions = loaded[v.INSTRUCTIONS.name].valid
-    expected = set(gateway_key(pd.Series(
-        instructions.loc[instructions["sent_at"].notna(), "gateway"].unique())))
-    settlements, arrived, refusals, settlement_rejects, settlement_ledger = _load_settlements(
-        day_dir, expected, context, settings, codes)
+    # Files are read side by side: parsing and validating run in Arrow kernels that release the
+    # GIL. Results are taken in the serial order, so the same file's refusal is the one raised.
+    pool = ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="recon-load")
+    try:
+        pending = {spec.name: pool.submit(_load_file, day_dir / spec.name, spec, context, settings)
+                   for spec in specs}
+        settlement_jobs = _submit_settlements(pool, day_dir, context, settings, codes)
+        loaded: dict[str, v.Validated] = {}
+        ledger: list[FileLedger] = []
+        for spec in specs:
+            validated, digest = pending[spec.name].result()
+            _check_reject_rate(validated, settings)
+            loaded[spec.name] = validated
+            ledger.append(_ledger(validated, digest))
+        incidents = loaded[v.INCIDENTS.name].valid if v.INCIDENTS.name in loaded \
+            else _empty_incidents()
+
+        instructions = loaded[v.INSTRUCTIONS.name].valid
+        expected = set(gateway_key(pd.Series(
+            instructions.loc[instructions["sent_at"].notna(), "gateway"].unique())))
+        settlements, arrived, refusals, settlement_rejects, settlement_ledger = \
+            _gather_settlements(settlement_jobs, expected, settings)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     ledger.extend(settlement_ledger)
 
     rejects = pd.concat([validated.rejects for validated in loaded.values()] + settlement_rejects
@@ -205,34 +212,56 @@ class _NotArrived(Exception):
         self.digest = digest
 
 
-def _load_settlements(day_dir: Path, expected: set[str], context: v.RuleContext,
-                      settings: Settings, codes: CodeMap):
+def _submit_settlements(pool: ThreadPoolExecutor, day_dir: Path, context: v.RuleContext,
+                        settings: Settings, codes: CodeMap) -> list[tuple[str, Path, Future]]:
+    """Start loading every settlement file of the day: (gateway, csv path, future) by file name.
+
+    A future's result is (validated, digest, scheme), or the _NotArrived saying why not.
+    """
     stems = {path.stem for path in day_dir.glob("settlement_*.csv") if path.is_file()}
     stems |= {path.stem for path in day_dir.glob("settlement_*.ctl") if path.is_file()}
     by_gateway: dict[str, list[str]] = {}
     for stem in stems:
         by_gateway.setdefault(gateway_key(stem[len("settlement_"):]), []).append(stem)
+    jobs = []
+    for stem in sorted(stems):
+        gateway = stem[len("settlement_"):]
+        csv_path, ctl_path = day_dir / f"{stem}.csv", day_dir / f"{stem}.ctl"
+        namesakes = sorted(by_gateway[gateway_key(gateway)])
+        if len(namesakes) > 1:
+            job = Future()
+            job.set_result(_NotArrived(f"refused: files {', '.join(namesakes)} name the same "
+                                       f"gateway {gateway!r}; keep exactly one"))
+        else:
+            job = pool.submit(_settlement_or_refusal, gateway, csv_path, ctl_path, context,
+                              settings, codes)
+        jobs.append((gateway, csv_path, job))
+    return jobs
+
+
+def _settlement_or_refusal(*args):
+    try:
+        return _load_settlement(*args)
+    except _NotArrived as refusal:
+        return refusal
+
+
+def _gather_settlements(jobs: list[tuple[str, Path, Future]], expected: set[str],
+                        settings: Settings):
     frames: list[pd.DataFrame] = []
     arrived: set[str] = set()
     refusals: list[SettlementRefusal] = []
     rejects: list[pd.DataFrame] = []
     ledger: list[FileLedger] = []
-    for stem in sorted(stems):
-        gateway = stem[len("settlement_"):]
-        csv_path, ctl_path = day_dir / f"{stem}.csv", day_dir / f"{stem}.ctl"
-        try:
-            namesakes = sorted(by_gateway[gateway_key(gateway)])
-            if len(namesakes) > 1:
-                raise _NotArrived(f"refused: files {', '.join(namesakes)} name the same gateway "
-                                  f"{gateway!r}; keep exactly one")
-            validated, digest, scheme = _load_settlement(gateway, csv_path, ctl_path, context,
-                                                         settings, codes)
-        except _NotArrived as refusal:
-            refusals.append(SettlementRefusal(gateway, csv_path.name, refusal.reason))
+    for gateway, csv_path, job in jobs:
+        result = job.result()
+        if isinstance(result, _NotArrived):
+            refusals.append(SettlementRefusal(gateway, csv_path.name, result.reason))
             if csv_path.is_file():
-                ledger.append(FileLedger(csv_path.name, 0, 0, 0, 0, refusal.digest,
-                                         refusal.reason))
+                ledger.append(FileLedger(csv_path.name, 0, 0, 0, 0, result.digest,
+                                         result.reason))
             continue
+        validated, digest, scheme = result
         _check_reject_rate(validated, settings)
         frame = validated.valid
         frame["gateway"] = gateway
