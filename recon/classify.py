@@ -56,12 +56,6 @@ def shared_codes(*columns: pd.Series) -> tuple[list[np.ndarray], pa.Array]:
     return [indices[bounds[i]:bounds[i + 1]] for i in range(len(columns))], dictionary
 
 
-def codes_in(column: pd.Series, dictionary: pa.Array) -> np.ndarray:
-    """Codes of `column` in an existing dictionary; NO_ROW for values it does not hold."""
-    found = pc.index_in(arrow_strings(column), value_set=dictionary)
-    return pc.fill_null(found, NO_ROW).to_numpy(zero_copy_only=False).astype(np.int64)
-
-
 def installment_keys(loan_codes: np.ndarray, installment_no: pd.Series) -> np.ndarray:
     return (loan_codes << 32) | installment_no.to_numpy(np.int64)
 
@@ -72,32 +66,27 @@ def nanos(moments: pd.Series) -> np.ndarray:
 
 
 def latest_per_group(groups: np.ndarray, times: np.ndarray, tie_ids: pd.Series) -> np.ndarray:
-    """Row positions of the last row of each group by `times`; ties go to the greatest id (text).
+    """Row positions, ascending, of the last row of each group by `times`; ties go to the
+    greatest id (compared as text).
 
-    `groups` < 0 are ignored. Sorting is done on integers; only tied rows compare their ids.
+    `groups` < 0 are ignored. No sort: each group's latest time is found by one scatter-max, and
+    only rows tied at their group's latest time compare their ids.
     """
     rows = np.flatnonzero(groups >= 0)
     if rows.size == 0:
         return rows
-    order = rows[np.lexsort((times[rows], groups[rows]))]
-    group_sorted, time_sorted = groups[order], times[order]
-    is_last = np.ones(order.size, dtype=bool)
-    is_last[:-1] = group_sorted[1:] != group_sorted[:-1]
-    last = order[is_last]
-    same_as_previous = np.zeros(order.size, dtype=bool)
-    same_as_previous[1:] = (group_sorted[1:] == group_sorted[:-1]) & \
-        (time_sorted[1:] == time_sorted[:-1])
-    if not same_as_previous[is_last].any():
-        return last
-    tied_groups = group_sorted[is_last & same_as_previous]
-    winner_time = pd.Series(times[last], index=groups[last])
-    tied = rows[np.isin(groups[rows], tied_groups)]
-    tied = tied[times[tied] == winner_time.loc[groups[tied]].to_numpy()]
-    candidates = pd.DataFrame({"group": groups[tied], "id": tie_ids.to_numpy()[tied],
+    group, time = groups[rows], times[rows]
+    latest = np.full(int(group.max()) + 1, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(latest, group, time)
+    at_latest = rows[time == latest[group]]
+    shared = np.bincount(groups[at_latest], minlength=latest.size)[groups[at_latest]] > 1
+    if not shared.any():
+        return at_latest
+    tied = at_latest[shared]
+    candidates = pd.DataFrame({"group": groups[tied], "id": tie_ids.iloc[tied].to_numpy(),
                                "row": tied}).sort_values(["group", "id"])
-    winners = candidates.drop_duplicates("group", keep="last").set_index("group")["row"]
-    untied = last[~np.isin(groups[last], tied_groups)]
-    return np.sort(np.concatenate([untied, winners.to_numpy()]))
+    winners = candidates.drop_duplicates("group", keep="last")["row"].to_numpy()
+    return np.sort(np.concatenate([at_latest[~shared], winners]))
 
 
 def isin(values: pd.Series, allowed) -> np.ndarray:
@@ -113,10 +102,14 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
              codes: CodeMap, business_date: dt.date, tz: ZoneInfo) -> Decisions:
     """Decide every installment of `business_date` from validated inputs."""
     n_installments, n_instructions = len(installments), len(instructions)
-    (loan_of_installment, loan_of_instruction), loans = shared_codes(
-        installments["loan_id"], instructions["loan_id"])
-    # Bindings of loans with nothing due on D are never consulted.
-    loan_of_binding = codes_in(bindings["loan_id"], loans)
+    (loan_of_installment, loan_of_instruction, loan_of_binding), _ = shared_codes(
+        installments["loan_id"], instructions["loan_id"], bindings["loan_id"])
+    # Bindings of loans with nothing due or instructed on D are never consulted. Codes follow
+    # first appearance, so those loans' codes are the ones past the installments' and
+    # instructions' own.
+    loans_of_day = max(int(loan_of_installment.max(initial=-1)),
+                       int(loan_of_instruction.max(initial=-1))) + 1
+    loan_of_binding = np.where(loan_of_binding < loans_of_day, loan_of_binding, NO_ROW)
     installment_index = pd.Index(installment_keys(loan_of_installment,
                                                   installments["installment_no"]))
     # Instruction -> row of its installment (NO_ROW when nothing of D is due for it).
@@ -186,12 +179,13 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
         np.full(int(no_instruction.sum()), day_start.value, dtype=np.int64),
         loan_of_binding, bindings)
 
-    deciding_cause = np.full(n_installments, None, dtype=object)
+    # Causes and statuses are chosen as integer codes and turned into text once, at the end.
     has_deciding = np.zeros(n_installments, dtype=bool)
     deciding_at = installment_of[deciding_rows]
     has_deciding[deciding_at] = True
-    deciding_cause[deciding_at] = deciding["cause"].to_numpy(object)
-
+    deciding_cause = np.zeros(n_installments, dtype=np.int64)
+    deciding_cause[deciding_at] = CAUSE_CODE.of(deciding["cause"])
+    cause = CAUSE_CODE.number
     root_cause = np.select(
         [has_deciding,
          unsent_only & unconfirmed,
@@ -200,33 +194,24 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
          no_instruction & ~bound_at_day_start,
          no_instruction],
         [deciding_cause,
-         R.INSTRUCTION_NOT_CONFIRMED.value,
-         R.CARD_UNBOUND.value,
-         R.NOT_INSTRUCTED.value,
-         R.CARD_UNBOUND.value,
-         R.NOT_INSTRUCTED.value],
-        default=R.UNCLASSIFIED.value,
+         cause[R.INSTRUCTION_NOT_CONFIRMED],
+         cause[R.CARD_UNBOUND],
+         cause[R.NOT_INSTRUCTED],
+         cause[R.CARD_UNBOUND],
+         cause[R.NOT_INSTRUCTED]],
+        default=cause[R.UNCLASSIFIED],
     )
-    rule = np.select([has_deciding, unsent_only, no_instruction], ["1", "2", "3"], default="4")
+    rule = np.select([has_deciding, unsent_only, no_instruction], [1, 2, 3], default=4)
     due = installments["amount_due"].to_numpy(np.int64)
+    status_code = STATUS_CODE.number
     status = np.select(
-        [settled > due, settled == due, root_cause == R.SETTLEMENT_PENDING.value, settled > 0],
-        [Status.OVERPAID.value, Status.PAID.value, Status.PENDING.value,
-         Status.PARTIALLY_PAID.value],
-        default=Status.UNPAID.value,
+        [settled > due, settled == due, root_cause == cause[R.SETTLEMENT_PENDING], settled > 0],
+        [status_code[Status.OVERPAID], status_code[Status.PAID], status_code[Status.PENDING],
+         status_code[Status.PARTIALLY_PAID]],
+        default=status_code[Status.UNPAID],
     )
-    in_full = (status == Status.PAID.value) | (status == Status.OVERPAID.value)
-
-    frame = installments[KEY + ["borrower_id", "amount_due", "line"]].copy()
-    frame["loan_code"] = loan_of_installment
-    frame["amount_settled"] = settled
-    frame["amount_outstanding"] = due - settled
-    frame["status"] = pd.Series(status, index=frame.index, dtype="str")
-    frame["root_cause"] = pd.Series(np.where(in_full, "", root_cause), index=frame.index,
-                                    dtype="str")
-    frame["rule"] = rule
-    frame["attempts"] = attempts
-    frame["last_attempt_at"] = _moments(last_attempt_ns, has_sent, frame.index)
+    in_full = (status == status_code[Status.PAID]) | (status == status_code[Status.OVERPAID])
+    not_paid = status != status_code[Status.PAID]
 
     # Report fields: the deciding attempt's gateway, else the latest sent attempt's, else the
     # newest instruction's.
@@ -235,26 +220,39 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
     deciding_of = position_of(deciding_at, deciding_rows, n_installments)
     shown_instruction = np.where(deciding_of >= 0, deciding_of,
                                  np.where(latest_sent_of >= 0, latest_sent_of, newest_of))
-    frame["gateway"] = gather(instructions["gateway"], shown_instruction).to_numpy()
-    frame["deciding_gateway"] = gather(instructions["gateway"], deciding_of).to_numpy()
     deciding_position = position_of(deciding_at, np.arange(len(deciding_rows)), n_installments)
-    for column in ("response_code", "response_msg", "incident"):
-        frame[column] = gather(deciding[column].fillna(""), deciding_position).to_numpy()
-    frame["deciding_has_row"] = np.where(
-        deciding_position >= 0,
-        deciding["has_failed_row"].to_numpy(bool)[np.maximum(deciding_position, 0)]
-        if len(deciding) else False, False)
-    frame["deciding_sent_at"] = _moments(
-        np.where(deciding_of >= 0, sent_ns[np.maximum(deciding_of, 0)], 0) if n_instructions
-        else np.zeros(n_installments, dtype=np.int64), deciding_of >= 0, frame.index)
-    frame["latest_created_at"] = _moments(
-        np.where(newest_of >= 0, created_ns[np.maximum(newest_of, 0)], 0) if n_instructions
-        else np.zeros(n_installments, dtype=np.int64), newest_of >= 0, frame.index)
-    frame["latest_instruction_id"] = gather(instructions["instruction_id"], newest_of).to_numpy()
-    not_paid = status != Status.PAID.value
-    frame["card_no_masked"] = ""
-    frame.loc[not_paid, "card_no_masked"] = shown_card(
-        loan_of_installment[not_paid], loan_of_binding, bindings, day_start)
+    card = np.full(n_installments, "", dtype=object)
+    card[not_paid] = shown_card(loan_of_installment[not_paid], loan_of_binding, bindings,
+                                day_start)
+    index = installments.index
+    columns = {name: installments[name] for name in KEY + ["borrower_id", "amount_due", "line"]}
+    columns.update({
+        "loan_code": loan_of_installment,
+        "amount_settled": settled,
+        "amount_outstanding": due - settled,
+        "status": STATUS_CODE.text(status, index),
+        "root_cause": CAUSE_CODE.text(np.where(in_full, 0, root_cause), index),
+        "rule": rule,
+        "attempts": attempts,
+        "last_attempt_at": _moments(last_attempt_ns, has_sent, index),
+        "gateway": gather(instructions["gateway"], shown_instruction, index=index),
+        "deciding_gateway": gather(instructions["gateway"], deciding_of, index=index),
+        **{column: gather(deciding[column].fillna(""), deciding_position, index=index)
+           for column in ("response_code", "response_msg", "incident")},
+        "deciding_has_row": np.where(
+            deciding_position >= 0,
+            deciding["has_failed_row"].to_numpy(bool)[np.maximum(deciding_position, 0)]
+            if len(deciding) else False, False),
+        "deciding_sent_at": _moments(
+            np.where(deciding_of >= 0, sent_ns[np.maximum(deciding_of, 0)], 0) if n_instructions
+            else np.zeros(n_installments, dtype=np.int64), deciding_of >= 0, index),
+        "latest_created_at": _moments(
+            np.where(newest_of >= 0, created_ns[np.maximum(newest_of, 0)], 0) if n_instructions
+            else np.zeros(n_installments, dtype=np.int64), newest_of >= 0, index),
+        "latest_instruction_id": gather(instructions["instruction_id"], newest_of, index=index),
+        "card_no_masked": pd.Series(card, index=index, dtype="str"),
+    })
+    frame = pd.DataFrame(columns, index=index)
     return Decisions(frame, exceptions)
 
 
@@ -263,12 +261,41 @@ def _moments(ns: np.ndarray, present: np.ndarray, index: pd.Index) -> pd.Series:
     return pd.Series(pd.to_datetime(values).tz_localize("UTC"), index=index)
 
 
-def gather(values: pd.Series, rows: np.ndarray, default: str = "") -> pd.Series:
+def gather(values: pd.Series, rows: np.ndarray, default: str = "", *,
+           index: pd.Index | None = None) -> pd.Series:
     """`values` taken at positions `rows` as strings; a negative position gives `default`."""
     rows = np.asarray(rows, dtype=np.int64)
+    if not len(rows):
+        return pd.Series([], dtype="str", index=index)
     taken = arrow_strings(values).take(pa.array(rows, mask=rows < 0))
-    return pc.fill_null(taken, default).to_pandas() if len(rows) else \
-        pd.Series([], dtype="str")
+    gathered = pc.fill_null(taken, default).to_pandas()
+    if index is not None:
+        gathered.index = index
+    return gathered
+
+
+class Vocabulary:
+    """A fixed set of labels as small integers: rules choose codes, `text` decodes them once."""
+
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = labels  # code 0 is ""
+        self.number = {label: code for code, label in enumerate(labels)}
+        self._dictionary = pa.array(labels, type=pa.large_string())
+
+    def of(self, values: pd.Series) -> np.ndarray:
+        """Codes of `values`, each of which must be a label."""
+        codes = pc.index_in(arrow_strings(values), value_set=self._dictionary)
+        if codes.null_count:
+            raise ValueError(f"not a known label: {pc.filter(values, pc.is_null(codes))[0]}")
+        return codes.to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def text(self, codes: np.ndarray, index: pd.Index) -> pd.Series:
+        decoded = self._dictionary.take(pa.array(codes, type=pa.int64()))
+        return pd.Series(decoded.to_pandas().array, index=index)
+
+
+CAUSE_CODE = Vocabulary([""] + [cause.value for cause in RootCause])
+STATUS_CODE = Vocabulary([""] + [status.value for status in Status])
 
 
 def position_of(targets: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
@@ -474,7 +501,7 @@ def evidence(rows: pd.DataFrame, due: pd.Series, settled: pd.Series, business_da
              tz: ZoneInfo) -> pd.Series:
     """One plain sentence per row saying why it got its status and root cause."""
     day = business_date.isoformat()
-    cause, rule = rows["root_cause"], rows["rule"]
+    cause, rule = rows["root_cause"], rows["rule"].to_numpy()
 
     def attempt(part: pd.DataFrame) -> pd.Series:
         # "last attempt" unless a later attempt succeeded and the deciding one is an earlier one.
@@ -493,7 +520,7 @@ def evidence(rows: pd.DataFrame, due: pd.Series, settled: pd.Series, business_da
         (cause == R.SETTLEMENT_PENDING.value,
          lambda part: attempt(part) + " awaits the settlement file of " + part["deciding_gateway"]
          + ", which has not arrived"),
-        (rows["deciding_has_row"] & (rule == "1"),
+        (rows["deciding_has_row"] & (rule == 1),
          lambda part: attempt(part) + " failed "
          + part["response_code"].where(part["response_code"].str.len() > 0, "(no code)")),
         (cause == R.GATEWAY_OUTAGE.value,
@@ -504,17 +531,17 @@ def evidence(rows: pd.DataFrame, due: pd.Series, settled: pd.Series, business_da
         (cause == R.INSTRUCTION_NOT_CONFIRMED.value,
          lambda part: "instruction " + part["latest_instruction_id"]
          + " needs the borrower's confirmation and was never sent"),
-        ((cause == R.CARD_UNBOUND.value) & (rule == "2"),
+        ((cause == R.CARD_UNBOUND.value) & (rule == 2),
          lambda part: instruction(part) + " was never sent and no card binding was active then"),
-        ((cause == R.NOT_INSTRUCTED.value) & (rule == "2"),
+        ((cause == R.NOT_INSTRUCTED.value) & (rule == 2),
          lambda part: instruction(part) + " was never sent although a card binding was active"),
-        ((cause == R.CARD_UNBOUND.value) & (rule == "3"),
+        ((cause == R.CARD_UNBOUND.value) & (rule == 3),
          lambda part: pd.Series(f"no debit instruction and no card binding active at {day} "
                                 "00:00:00", index=part.index, dtype="str")),
-        ((cause == R.NOT_INSTRUCTED.value) & (rule == "3"),
+        ((cause == R.NOT_INSTRUCTED.value) & (rule == 3),
          lambda part: pd.Series(f"no debit instruction although a card binding was active at "
                                 f"{day} 00:00:00", index=part.index, dtype="str")),
-        (rule == "4",
+        (rule == 4,
          lambda part: part["attempts"].astype(str) + " sent attempt(s) all succeeded but only "
          + settled[part.index] + " of " + due[part.index] + " was settled"),
     ]
@@ -525,7 +552,7 @@ def evidence(rows: pd.DataFrame, due: pd.Series, settled: pd.Series, business_da
         if take.any():
             sentences[take] = sentence(rows[take])
         filled |= take
-    partial = (rows["status"] == Status.PARTIALLY_PAID.value) & (rule != "4")
+    partial = (rows["status"] == Status.PARTIALLY_PAID.value) & (rule != 4)
     if partial.any():
         sentences[partial] = sentences[partial] + "; " + settled[partial] + " of " + \
             due[partial] + " settled"

@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from recon.classify import classify, exception_report
+from recon.classify import classify, exception_report, latest_per_group
 from recon.codes import CodeMap
 
 D = dt.date(2026, 11, 27)
@@ -409,3 +412,27 @@ def test_exception_report_has_every_non_paid_installment_with_its_evidence():
 def test_every_exception_row_gets_an_evidence_sentence(cause_day, sentence_start):
     report = exception_report(cause_day().decide().outcomes, D, TZ)
     assert report.loc[0, "evidence"].startswith(sentence_start)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(-1, 4), st.integers(0, 3),
+                          st.text(alphabet="ab9Z", min_size=1, max_size=3)),
+                max_size=30))
+def test_latest_per_group_is_the_greatest_time_then_the_greatest_id(rows):
+    groups = np.array([group for group, _, _ in rows], dtype=np.int64)
+    times = np.array([time for _, time, _ in rows], dtype=np.int64)
+    ids = pd.Series([row_id for _, _, row_id in rows], dtype="str")
+    best: dict[int, int] = {}
+    for position, (group, time, row_id) in enumerate(rows):
+        if group < 0:
+            continue
+        current = best.get(group)
+        if current is None or (time, row_id) > (rows[current][1], rows[current][2]):
+            best[group] = position
+    # Equal (time, id) pairs in one group are the same row twice: either one is right.
+    chosen = latest_per_group(groups, times, ids)
+    assert list(chosen) == sorted(chosen)
+    assert sorted(groups[chosen].tolist()) == sorted(best)
+    for position in chosen:
+        winner = best[int(groups[position])]
+        assert (times[position], ids[position]) == (rows[winner][1], rows[winner][2])
