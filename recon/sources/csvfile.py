@@ -31,6 +31,7 @@ from recon.errors import InputRefused
 UTF8_BOM = codecs.BOM_UTF8
 MAX_HEADER_BYTES = 1_000_000
 BAD_BYTES_REASON = "bytes are not valid in the file's encoding"
+BLANK = re.compile(rb"[ \t\r\n]*")  # fullmatch: no copy of the file, unlike bytes.strip
 RESEND = "ask the sender to resend the complete file, then rerun the date"
 
 
@@ -126,7 +127,7 @@ def read_csv(path: Path, display: str, *, encoding: str = "utf-8", max_bytes: in
     header = _read_header(data, display, max_columns)
     # pyarrow takes a quote left open at the end of the file, and NUL bytes, without a word:
     # such files go to the csv-module reader, which reports them.
-    if b"\x00" in data or data.count(b'"') % 2:
+    if b"\x00" in data or (b'"' in data and data.count(b'"') % 2):
         return _read_slow(data, display, header, max_field_chars)
     try:
         return _read_fast(data, display, header, max_field_chars)
@@ -139,7 +140,7 @@ class _NeedsSlowPath(Exception):
 
 
 def _read_header(data: bytes, display: str, max_columns: int) -> list[str]:
-    if not data.strip(b" \t\r\n"):
+    if BLANK.fullmatch(data):
         raise InputRefused("file is empty: no header row", file=display,
                            next_step="ask the sender to resend the file")
     first_line_end = data.find(b"\n", 0, MAX_HEADER_BYTES + 1)
@@ -177,7 +178,8 @@ def _arrow_options(n_columns: int) -> tuple:
     read = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=16 << 20,
                              encoding="utf-8")
     parse = pacsv.ParseOptions(newlines_in_values=True)
-    convert = pacsv.ConvertOptions(column_types={name: pa.string() for name in names},
+    # large_string: what pandas 3 keeps its `str` columns in, so to_pandas copies nothing.
+    convert = pacsv.ConvertOptions(column_types={name: pa.large_string() for name in names},
                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
     return read, parse, convert
 
@@ -195,7 +197,8 @@ def _read_fast(data: bytes, display: str, header: list[str], max_field_chars: in
     # When the file has exactly one line per record (no blank lines, no line breaks inside
     # quoted fields, no bare CR), line numbers follow from the row index.
     lines_in_file = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-    if lines_in_file == records + 1 and data.count(b"\r") == data.count(b"\r\n"):
+    if lines_in_file == records + 1 and (b"\r" not in data
+                                         or data.count(b"\r") == data.count(b"\r\n")):
         lines = np.arange(2, records + 2, dtype=np.int64)
     else:
         lines = _record_start_lines(data)
