@@ -507,7 +507,7 @@ def write_results(database: Database, run_id: str, business_date: str, outcomes:
             connection.execute(sa.text(f"DELETE FROM {table} WHERE business_date = :d"),
                                {"d": business_date})
         if database.is_postgres:
-            _replace_outcome_partition(connection, business_date, outcomes)
+            _replace_outcome_partition(connection, business_date, run_id, outcomes)
         else:
             _bulk_insert(database, connection, "installment_outcomes", OUTCOME_COLUMNS,
                          outcomes)
@@ -546,7 +546,7 @@ def _ensure_date_partition(database: Database, business_date: str) -> None:
             f"ALTER TABLE {OUTCOMES_PARENT} ATTACH PARTITION {name} FOR VALUES IN ('{date}')")
 
 
-def _replace_outcome_partition(connection: Connection, business_date: str,
+def _replace_outcome_partition(connection: Connection, business_date: str, run_id: str,
                                outcomes: pd.DataFrame) -> None:
     """PostgreSQL: swap the leaf holding D's rows for a freshly loaded one.
 
@@ -560,6 +560,10 @@ def _replace_outcome_partition(connection: Connection, business_date: str,
     installment_outcomes and other dates' partitions get no more than a share lock, so other
     dates' writes and analysts' reads of other dates go on. The per-date advisory lock keeps a
     second writer of D (and so of the staging table's name) out.
+
+    business_date and run_id, the same on every row, come from the new table's column defaults
+    rather than through COPY (a quarter less to send and parse at 1M rows); the defaults are
+    dropped once the rows are in. `outcomes`' own columns of those names are not read.
     """
     date = _iso_date(business_date)
     middle = outcome_partition_name(date)
@@ -567,11 +571,18 @@ def _replace_outcome_partition(connection: Connection, business_date: str,
     stage = f"{middle}_load"
     # Indexes are built after the load: more memory makes them sort in memory.
     connection.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+    if not re.fullmatch(r"[0-9a-z]+", run_id):
+        raise ValueError(f"not a run id: {run_id!r}")
+    constant = {"business_date": f"DATE '{date}'", "run_id": f"'{run_id}'"}
     connection.exec_driver_sql(
-        f"CREATE TABLE {stage} ({_partition_definition(connection)}, "
+        f"CREATE TABLE {stage} ({_partition_definition(connection, constant)}, "
         f"CONSTRAINT {stage}_date CHECK (business_date = DATE '{date}'))")
     if not outcomes.empty:
-        _copy(connection, stage, OUTCOME_COLUMNS, outcomes[OUTCOME_COLUMNS], freeze=True)
+        copied = [column for column in OUTCOME_COLUMNS if column not in constant]
+        _copy(connection, stage, copied, outcomes[copied], freeze=True)
+    connection.exec_driver_sql(
+        f"ALTER TABLE {stage} "
+        + ", ".join(f"ALTER COLUMN {column} DROP DEFAULT" for column in constant))
     connection.exec_driver_sql(
         f"ALTER TABLE {stage} ADD CONSTRAINT {stage}_pkey "
         f"PRIMARY KEY (business_date, loan_id, installment_no)")
@@ -594,7 +605,7 @@ def _replace_outcome_partition(connection: Connection, business_date: str,
     connection.exec_driver_sql(f"ALTER TABLE {stage} RENAME TO {final}")
 
 
-def _partition_definition(connection: Connection) -> str:
+def _partition_definition(connection: Connection, defaults: dict[str, str] | None = None) -> str:
     """The parent's columns (types, NOT NULL, defaults) and CHECK constraints (same names: ATTACH
     matches them by name), as a CREATE TABLE body, read from the catalog.
 
@@ -612,8 +623,10 @@ def _partition_definition(connection: Connection) -> str:
         "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
         "WHERE conrelid = CAST(:parent AS regclass) AND contype = 'c' ORDER BY conname"),
         {"parent": OUTCOMES_PARENT}).all()
+    defaults = defaults or {}
     parts = [f'"{name}" {type_}' + (" NOT NULL" if not_null else "")
-             + (f" DEFAULT {default}" if default is not None else "")
+             + (f" DEFAULT {defaults.get(name, default)}"
+                if defaults.get(name, default) is not None else "")
              for name, type_, not_null, default in columns]
     parts += [f'CONSTRAINT "{name}" {definition}' for name, definition in checks]
     return ", ".join(parts)
@@ -649,6 +662,9 @@ def _copy_csv(frame: pd.DataFrame) -> bytes:
     return sink.getvalue()
 
 
+COPY_CHUNK_BYTES = 1 << 20  # psycopg2 reads the stream 8 KiB at a time unless told otherwise
+
+
 def _copy(connection: Connection, table: str, columns: list[str], frame: pd.DataFrame, *,
           freeze: bool = False) -> None:
     """COPY the frame into `table` inside the connection's transaction: one stream per table.
@@ -665,7 +681,7 @@ def _copy(connection: Connection, table: str, columns: list[str], frame: pd.Data
     buffer = io.BytesIO(_copy_csv(frame))
     try:
         with connection.connection.driver_connection.cursor() as cursor:
-            cursor.copy_expert(statement, buffer)
+            cursor.copy_expert(statement, buffer, size=COPY_CHUNK_BYTES)
     except psycopg2.Error as exc:
         raise DBAPIError.instance(
             statement, None, exc, psycopg2.Error, dialect=connection.dialect,

@@ -150,6 +150,19 @@ def test_recon_runs_records_outcome_exit_code_counts_and_digests(loaded, day):
     assert stored_run_ids == {run.run_id}
 
 
+@pytest.mark.parametrize("day", DAYS)
+def test_the_dates_rows_keep_no_column_default_from_their_load(loaded, day):
+    # The load fills business_date and run_id from defaults of the new leaf; none may stay.
+    url, _ = loaded
+    leaf = f"installment_outcomes_d{day.replace('-', '')}_data"
+    defaults = query(url, "SELECT column_name, column_default FROM information_schema.columns "
+                          "WHERE table_name = :t AND column_default IS NOT NULL", t=leaf)
+    assert query(url, "SELECT count(*) AS n FROM information_schema.columns "
+                      "WHERE table_name = :t", t=leaf)[0].n == 11
+    assert defaults == []
+    assert query(url, "SELECT DISTINCT business_date::text AS d FROM " + leaf)[0].d == day
+
+
 def test_analyst_views_answer_from_the_stored_outcomes(loaded):
     url, _ = loaded
     by_cause = query(url, "SELECT root_cause, sum(installments) AS n, sum(amount_outstanding) "
