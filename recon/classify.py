@@ -97,19 +97,51 @@ def isin(values: pd.Series, allowed) -> np.ndarray:
         zero_copy_only=False)
 
 
-def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: pd.DataFrame,
-             settlements: pd.DataFrame, incidents: pd.DataFrame, arrived_gateways: set[str],
-             codes: CodeMap, business_date: dt.date, tz: ZoneInfo) -> Decisions:
-    """Decide every installment of `business_date` from validated inputs."""
-    n_installments, n_instructions = len(installments), len(instructions)
-    (loan_of_installment, loan_of_instruction, loan_of_binding), _ = shared_codes(
-        installments["loan_id"], instructions["loan_id"], bindings["loan_id"])
+@dataclass
+class IdCodes:
+    """The day's ids as integers (shared_codes), encoded once for classify and outages."""
+
+    loan_of_installment: np.ndarray
+    loan_of_instruction: np.ndarray
+    loan_of_binding: np.ndarray  # NO_ROW for loans with nothing due or instructed on D
+    instruction_code: np.ndarray  # per instruction row ...
+    settlement_instruction_code: np.ndarray  # ... and per settlement row, over one dictionary
+    instruction_ids: int  # the size of that dictionary
+
+
+def encode_ids(installments: pd.DataFrame, instructions: pd.DataFrame, bindings: pd.DataFrame,
+               settlements: pd.DataFrame, executor=None) -> IdCodes:
+    """Encode loan ids and instruction ids; with an `executor`, the two side by side (Arrow's
+    hashing releases the GIL)."""
+    def loans():
+        return shared_codes(installments["loan_id"], instructions["loan_id"],
+                            bindings["loan_id"])[0]
+
+    loan_job = executor.submit(loans) if executor is not None else None
+    (instruction_code, settlement_code), dictionary = shared_codes(
+        instructions["instruction_id"], settlements["instruction_id"])
+    of_installment, of_instruction, of_binding = loan_job.result() if loan_job else loans()
     # Bindings of loans with nothing due or instructed on D are never consulted. Codes follow
     # first appearance, so those loans' codes are the ones past the installments' and
     # instructions' own.
-    loans_of_day = max(int(loan_of_installment.max(initial=-1)),
-                       int(loan_of_instruction.max(initial=-1))) + 1
-    loan_of_binding = np.where(loan_of_binding < loans_of_day, loan_of_binding, NO_ROW)
+    loans_of_day = max(int(of_installment.max(initial=-1)),
+                       int(of_instruction.max(initial=-1))) + 1
+    return IdCodes(of_installment, of_instruction,
+                   np.where(of_binding < loans_of_day, of_binding, NO_ROW),
+                   instruction_code, settlement_code, len(dictionary))
+
+
+def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: pd.DataFrame,
+             settlements: pd.DataFrame, incidents: pd.DataFrame, arrived_gateways: set[str],
+             codes: CodeMap, business_date: dt.date, tz: ZoneInfo,
+             ids: IdCodes | None = None) -> Decisions:
+    """Decide every installment of `business_date` from validated inputs (`ids`: their
+    encode_ids, if the caller has it already)."""
+    n_installments, n_instructions = len(installments), len(instructions)
+    if ids is None:
+        ids = encode_ids(installments, instructions, bindings, settlements)
+    loan_of_installment, loan_of_instruction = ids.loan_of_installment, ids.loan_of_instruction
+    loan_of_binding = ids.loan_of_binding
     installment_index = pd.Index(installment_keys(loan_of_installment,
                                                   installments["installment_no"]))
     # Instruction -> row of its installment (NO_ROW when nothing of D is due for it).
@@ -117,8 +149,7 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
         installment_keys(loan_of_instruction, instructions["installment_no"]))
     # Settlement row -> row of its instruction. instruction_id is unique among valid
     # instructions, so an id's code is the instruction's row when the code is below their count.
-    (instruction_codes, settlement_codes), _ = shared_codes(instructions["instruction_id"],
-                                                            settlements["instruction_id"])
+    instruction_codes, settlement_codes = ids.instruction_code, ids.settlement_instruction_code
     instruction_of = np.where(settlement_codes < n_instructions, settlement_codes, NO_ROW)
     instruction_row_of_code = np.full(max(n_instructions, 1), NO_ROW, dtype=np.int64)
     instruction_row_of_code[instruction_codes] = np.arange(n_instructions)

@@ -31,8 +31,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from recon.classify import isin, latest_per_group, nanos, shared_codes
+from recon.classify import IdCodes, latest_per_group, nanos, shared_codes
 from recon.codes import CodeMap
 from recon.contract import RootCause
 
@@ -54,25 +55,39 @@ DEFAULT_RULE = OutageRule()
 
 
 def technical_failures(instructions: pd.DataFrame, settlements: pd.DataFrame,
-                       arrived_gateways: set[str], codes: CodeMap) -> pd.DataFrame:
+                       arrived_gateways: set[str], codes: CodeMap,
+                       ids: IdCodes | None = None) -> pd.DataFrame:
     """Sent attempts of arrived gateways with `no_record` and `outage_code` flags (step 1).
 
-    Ids are matched as integer codes (classify's helpers): string joins cost seconds per million.
+    Ids are matched as integer codes (classify's encode_ids, or `ids` if the caller has them):
+    string joins cost seconds per million.
     """
-    sent = instructions[instructions["sent_at"].notna()]
-    judged = isin(sent["gateway"].str.upper(), arrived_gateways)
-    attempts = sent.loc[judged, ["instruction_id", "gateway", "sent_at"]].reset_index(drop=True)
-    attempts["gateway_key"] = attempts["gateway"].str.upper()
+    # Gateways are a handful of distinct values: upper-case those, not a million cells.
+    gateway_code, gateways = pd.factorize(instructions["gateway"])
+    gateway_keys = pd.Index(gateways).str.upper()
+    arrived = np.append(np.asarray(gateway_keys.isin(list(arrived_gateways)), dtype=bool), False)
+    judged = instructions["sent_at"].notna().to_numpy() & arrived[gateway_code]
+    attempts = instructions.loc[judged, ["instruction_id", "gateway", "sent_at"]].reset_index(
+        drop=True)
+    attempts["gateway_key"] = pa.array(list(gateway_keys), type=pa.large_string()).take(
+        pa.array(gateway_code[judged])).to_pandas()
 
-    (attempt_code, settlement_code), dictionary = shared_codes(attempts["instruction_id"],
-                                                                settlements["instruction_id"])
-    ids = max(len(dictionary), 1)
-    status = settlements["status"].to_numpy(object)
+    if ids is None:
+        (instruction_code, settlement_code), dictionary = shared_codes(
+            instructions["instruction_id"], settlements["instruction_id"])
+        n_ids = len(dictionary)
+    else:
+        instruction_code, settlement_code = ids.instruction_code, ids.settlement_instruction_code
+        n_ids = ids.instruction_ids
+    attempt_code = instruction_code[judged]
+    ids = max(n_ids, 1)
+    is_success = (settlements["status"] == "SUCCESS").to_numpy(bool)
+    is_failed = (settlements["status"] == "FAILED").to_numpy(bool)
     answered = np.zeros(ids, dtype=bool)
     answered[settlement_code] = True
     succeeded = np.zeros(ids, dtype=bool)
-    succeeded[settlement_code[status == "SUCCESS"]] = True
-    latest_failed = latest_per_group(np.where(status == "FAILED", settlement_code, -1),
+    succeeded[settlement_code[is_success]] = True
+    latest_failed = latest_per_group(np.where(is_failed, settlement_code, -1),
                                      nanos(settlements["txn_time"]),
                                      settlements["gateway_txn_id"])
     failed = settlements[["scheme", "response_code"]].iloc[latest_failed]
@@ -90,12 +105,13 @@ def technical_failures(instructions: pd.DataFrame, settlements: pd.DataFrame,
 
 def suspected_outages(instructions: pd.DataFrame, settlements: pd.DataFrame,
                       arrived_gateways: set[str], codes: CodeMap, incidents: pd.DataFrame,
-                      tz: ZoneInfo, rule: OutageRule = DEFAULT_RULE) -> pd.DataFrame:
+                      tz: ZoneInfo, rule: OutageRule = DEFAULT_RULE,
+                      ids: IdCodes | None = None) -> pd.DataFrame:
     """Windows where one gateway's technical failures cluster, ordered by gateway and time.
 
     Columns: SUSPECTED_COLUMNS without business_date; times are local `YYYY-MM-DD HH:MM:SS`.
     """
-    attempts = technical_failures(instructions, settlements, arrived_gateways, codes)
+    attempts = technical_failures(instructions, settlements, arrived_gateways, codes, ids)
     if attempts.empty or not attempts["failed"].any():
         return _empty()
     width = pd.Timedelta(minutes=rule.bucket_minutes)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from recon import __version__, logs
-from recon.classify import classify, exception_report, fmt_yuan
+from recon.classify import IdCodes, classify, encode_ids, exception_report, fmt_yuan
 from recon.codes import CodeMap
 from recon.config import Settings
 from recon.contract import ExitCode, Status
@@ -143,11 +143,14 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap,
     # inference beside classify, the CSV reports beside the database write. Both spend their
     # time in Arrow and numpy kernels, which release the GIL.
     with _side_thread(settings) as side:
-        outages_job = side.submit(_suspected_outages, inputs, codes, settings, phases, run_id)
         with phases("classify", business_date, run_id):
+            ids = encode_ids(inputs.installments, inputs.instructions, inputs.bindings,
+                             inputs.settlements, side)
+            outages_job = side.submit(_suspected_outages, inputs, codes, settings, phases,
+                                      run_id, ids)
             decisions = classify(inputs.installments, inputs.bindings, inputs.instructions,
                                  inputs.settlements, inputs.incidents, inputs.arrived_gateways,
-                                 codes, business_date, settings.tz)
+                                 codes, business_date, settings.tz, ids)
         outcomes = decisions.outcomes
         report = _report(inputs, decisions, run_id, phases)
         exit_code = ExitCode.OK if inputs.complete else ExitCode.INCOMPLETE
@@ -199,11 +202,11 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap,
 
 
 def _suspected_outages(inputs: DayInputs, codes: CodeMap, settings: Settings, phases: Phases,
-                       run_id: str) -> pd.DataFrame:
+                       run_id: str, ids: IdCodes) -> pd.DataFrame:
     with phases("outages", inputs.business_date, run_id):
         suspected = suspected_outages(inputs.instructions, inputs.settlements,
                                       inputs.arrived_gateways, codes, inputs.incidents,
-                                      settings.tz)
+                                      settings.tz, ids=ids)
         suspected.insert(0, "business_date", inputs.business_date.isoformat())
     return suspected
 
