@@ -90,12 +90,20 @@ def load_day(business_date: dt.date, settings: Settings, codes: CodeMap) -> DayI
     specs = list(REQUIRED_FILES) + ([v.INCIDENTS] if incidents_path.is_file() else [])
 
     # Files are read side by side: parsing and validating run in Arrow kernels that release the
-    # GIL. Results are taken in the serial order, so the same file's refusal is the one raised.
+    # GIL. The largest start first, so no thread is left with a big file at the end. Results are
+    # taken in the serial order, so the same file's refusal is the one raised.
     pool = ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="recon-load")
     try:
-        pending = {spec.name: pool.submit(_load_file, day_dir / spec.name, spec, context, settings)
-                   for spec in specs}
-        settlement_jobs = _submit_settlements(pool, day_dir, context, settings, codes)
+        settlement_jobs = _settlement_jobs(day_dir, context, settings, codes)
+        work = [(day_dir / spec.name, _load_file, (day_dir / spec.name, spec, context, settings))
+                for spec in specs]
+        work += [(csv_path, job, args) for _, csv_path, job, args in settlement_jobs
+                 if callable(job)]
+        started = {path: pool.submit(function, *args) for path, function, args in
+                   sorted(work, key=lambda item: _size(item[0]), reverse=True)}
+        pending = {spec.name: started[day_dir / spec.name] for spec in specs}
+        settlement_jobs = [(gateway, csv_path, started[csv_path] if callable(job) else job)
+                           for gateway, csv_path, job, _ in settlement_jobs]
         loaded: dict[str, v.Validated] = {}
         ledger: list[FileLedger] = []
         for spec in specs:
@@ -212,11 +220,12 @@ class _NotArrived(Exception):
         self.digest = digest
 
 
-def _submit_settlements(pool: ThreadPoolExecutor, day_dir: Path, context: v.RuleContext,
-                        settings: Settings, codes: CodeMap) -> list[tuple[str, Path, Future]]:
-    """Start loading every settlement file of the day: (gateway, csv path, future) by file name.
+def _settlement_jobs(day_dir: Path, context: v.RuleContext, settings: Settings, codes: CodeMap):
+    """Every settlement file of the day, by file name: (gateway, csv path, job, job's arguments).
 
-    A future's result is (validated, digest, scheme), or the _NotArrived saying why not.
+    The job is _settlement_or_refusal, whose result is (validated, digest, scheme) or the
+    _NotArrived saying why not; or, when the file's gateway is named twice, that _NotArrived
+    already.
     """
     stems = {path.stem for path in day_dir.glob("settlement_*.csv") if path.is_file()}
     stems |= {path.stem for path in day_dir.glob("settlement_*.ctl") if path.is_file()}
@@ -229,14 +238,21 @@ def _submit_settlements(pool: ThreadPoolExecutor, day_dir: Path, context: v.Rule
         csv_path, ctl_path = day_dir / f"{stem}.csv", day_dir / f"{stem}.ctl"
         namesakes = sorted(by_gateway[gateway_key(gateway)])
         if len(namesakes) > 1:
-            job = Future()
-            job.set_result(_NotArrived(f"refused: files {', '.join(namesakes)} name the same "
-                                       f"gateway {gateway!r}; keep exactly one"))
+            refused: Future = Future()
+            refused.set_result(_NotArrived(f"refused: files {', '.join(namesakes)} name the same "
+                                           f"gateway {gateway!r}; keep exactly one"))
+            jobs.append((gateway, csv_path, refused, ()))
         else:
-            job = pool.submit(_settlement_or_refusal, gateway, csv_path, ctl_path, context,
-                              settings, codes)
-        jobs.append((gateway, csv_path, job))
+            jobs.append((gateway, csv_path, _settlement_or_refusal,
+                         (gateway, csv_path, ctl_path, context, settings, codes)))
     return jobs
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _settlement_or_refusal(*args):
