@@ -583,14 +583,13 @@ def _replace_outcome_partition(connection: Connection, business_date: str, run_i
     connection.exec_driver_sql(
         f"ALTER TABLE {stage} "
         + ", ".join(f"ALTER COLUMN {column} DROP DEFAULT" for column in constant))
+    # The parent's key and index (sql 006), so that ATTACH builds none.
     connection.exec_driver_sql(
         f"ALTER TABLE {stage} ADD CONSTRAINT {stage}_pkey "
-        f"PRIMARY KEY (business_date, loan_id, installment_no)")
+        f"PRIMARY KEY (loan_id, installment_no, business_date)")
     connection.exec_driver_sql(
         f"CREATE INDEX {stage}_by_cause ON {stage} (business_date, root_cause) "
         f"WHERE root_cause IS NOT NULL")
-    connection.exec_driver_sql(
-        f"CREATE INDEX {stage}_by_loan ON {stage} (loan_id, business_date)")
     old = connection.execute(sa.text(
         "SELECT inhrelid::regclass::text FROM pg_inherits "
         "WHERE inhparent = CAST(:parent AS regclass)"), {"parent": middle}).scalars().all()
@@ -598,7 +597,7 @@ def _replace_outcome_partition(connection: Connection, business_date: str, run_i
         connection.exec_driver_sql(f"DROP TABLE {table}")
     connection.exec_driver_sql(
         f"ALTER TABLE {middle} ATTACH PARTITION {stage} FOR VALUES IN ('{date}')")
-    for suffix in ("pkey", "by_cause", "by_loan"):
+    for suffix in ("pkey", "by_cause"):
         connection.exec_driver_sql(f"ALTER INDEX {stage}_{suffix} RENAME TO {final}_{suffix}")
     connection.exec_driver_sql(
         f"ALTER TABLE {stage} RENAME CONSTRAINT {stage}_date TO {final}_date")

@@ -156,6 +156,7 @@ def test_upgrade_from_version_4_keeps_every_outcome_row_in_per_date_partitions(p
     upgraded = recon("db", "upgrade", "--db", postgres_url, cwd=tmp_path)
     assert upgraded.returncode == 0, upgraded.stderr
     assert "005_outcomes_partitioned_by_date" in upgraded.stdout
+    assert "006_outcome_key_leads_with_loan" in upgraded.stdout
 
     assert _outcome_rows(postgres_url) == before
     assert query(postgres_url, "SELECT relkind FROM pg_class "
@@ -171,6 +172,13 @@ def test_upgrade_from_version_4_keeps_every_outcome_row_in_per_date_partitions(p
     assert {row.rows for row in query(
         postgres_url, "SELECT count(*) AS rows FROM installment_outcomes_d20261125_data")} == \
         {1000}
+    # Each date's rows carry the key of 006, which also finds a loan across dates.
+    assert sorted(_leaf_indexes(postgres_url, "installment_outcomes_d20261125_data").values()) == [
+        "(business_date, root_cause) WHERE (root_cause IS NOT NULL)",
+        "(loan_id, installment_no, business_date)"]
+    plan = "\n".join(row[0] for row in query(
+        postgres_url, "EXPLAIN (COSTS OFF) SELECT * FROM installment_outcomes WHERE loan_id = 'L7'"))
+    assert "Seq Scan" not in plan and "pkey" in plan, plan
     # The constraints still hold on the partitioned table.
     with pytest.raises(sa.exc.IntegrityError):
         query(postgres_url, "INSERT INTO installment_outcomes SELECT * FROM installment_outcomes "
@@ -206,4 +214,18 @@ def test_rerun_swaps_only_its_own_date_partition(postgres_url, tmp_path):
         {row["run_id"] for row in first if str(row["business_date"]) == DAYS[0]}
     indexes = {row.indexname for row in query(
         postgres_url, "SELECT indexname FROM pg_indexes WHERE tablename = :t", t=rerun_table)}
-    assert indexes == {f"{rerun_table}_pkey", f"{rerun_table}_by_cause", f"{rerun_table}_by_loan"}
+    assert indexes == {f"{rerun_table}_pkey", f"{rerun_table}_by_cause"}
+    assert _leaf_indexes(postgres_url, rerun_table)[f"{rerun_table}_pkey"] == \
+        "(loan_id, installment_no, business_date)"
+    # ... and they are the parent's indexes' partitions, not stray copies.
+    parents = {row.parent for row in query(
+        postgres_url, "SELECT i.inhparent::regclass::text AS parent FROM pg_inherits i "
+                      "JOIN pg_class c ON c.oid = i.inhrelid WHERE c.relname = ANY(:names)",
+        names=[f"{rerun_table}_pkey", f"{rerun_table}_by_cause"])}
+    assert len(parents) == 2
+
+
+def _leaf_indexes(url: str, table: str) -> dict[str, str]:
+    """Index name -> its columns (and predicate) as pg_indexes defines them."""
+    return {row.indexname: row.indexdef.split(" USING btree ")[1] for row in query(
+        url, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :t", t=table)}
