@@ -62,6 +62,8 @@ def csv_field(values: pa.Array) -> pa.Array:
     """RFC 4180 minimal quoting: a value with a comma, quote or line break is quoted."""
     values = pc.fill_null(values.cast(pa.large_string()), "")
     needs_quotes = pc.match_substring_regex(values, '[,"\\r\\n]')
+    if not pc.any(needs_quotes).as_py():
+        return values
     quote = pa.scalar('"', pa.large_string())
     quoted = pc.binary_join_element_wise(quote, pc.replace_substring(values, '"', '""'), quote,
                                          pa.scalar("", pa.large_string()))

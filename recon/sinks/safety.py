@@ -60,9 +60,10 @@ def mask_cards(values: pd.Series) -> pd.Series:
 def defuse_formulas(values: pd.Series) -> pd.Series:
     """Prefix `'` to a cell Excel would read as a formula; plain numbers such as -12.50 stay."""
     values = values.astype("str")
-    risky = values.str.startswith(FORMULA_START, na=False) & ~values.str.fullmatch(NUMBER, na=False)
+    risky = values.str.startswith(FORMULA_START, na=False)
     if not risky.any():
         return values
+    risky[risky] = ~values[risky].str.fullmatch(NUMBER, na=False)
     return values.where(~risky, "'" + values)
 
 
