@@ -136,13 +136,17 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap,
                 database: db.Database, run_id: str, before_commit) -> RunReport:
     day = business_date.isoformat()
     phases = Phases()
-    with (phases("load", business_date, run_id),
-          logs.loading(settings.inbox / day, f"{day} loading")):
-        inputs = load_day(business_date, settings, codes)
-    # Work that only reads finished frames runs on a second thread beside the main line: outage
-    # inference beside classify, the CSV reports beside the database write. Both spend their
-    # time in Arrow and numpy kernels, which release the GIL.
+    # Work that does not need the main line's latest result runs on a second thread beside it:
+    # reading D's stored outcomes beside the load, outage inference beside classify, the CSV
+    # reports beside the database write. They wait on the server or spend their time in Arrow
+    # and numpy kernels, which release the GIL.
     with _side_thread(settings) as side:
+        # D's stored outcomes, before write_results replaces them: the date lock is held, so
+        # they are those of the previous completed run. Compared with the new ones below.
+        previous_job = side.submit(db.read_outcomes, database, day)
+        with (phases("load", business_date, run_id),
+              logs.loading(settings.inbox / day, f"{day} loading")):
+            inputs = load_day(business_date, settings, codes)
         with phases("classify", business_date, run_id):
             ids = encode_ids(inputs.installments, inputs.instructions, inputs.bindings,
                              inputs.settlements, side)
@@ -156,11 +160,9 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap,
         exit_code = ExitCode.OK if inputs.complete else ExitCode.INCOMPLETE
         outcome = "done" if inputs.complete else "incomplete"
         rejects = rejects_frame(inputs)
-        # Read D's stored outcomes before write_results replaces them; the date lock is held, so
-        # they are those of the previous completed run.
         with phases("compare", business_date, run_id):
             stored_rows = outcome_rows(outcomes, day, run_id)
-            previous, report.previous_run_id = db.read_outcomes(database, day)
+            previous, report.previous_run_id = previous_job.result()
             changes = outcome_changes(previous, stored_rows)
             changes.insert(0, "business_date", day)
             report.changes = transition_counts(changes)
