@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recon.classify import classify, exception_report, latest_per_group
+from recon.classify import classify, encode_ids, exception_report, latest_per_group
 from recon.codes import CodeMap
 
 D = dt.date(2026, 11, 27)
@@ -436,3 +436,26 @@ def test_latest_per_group_is_the_greatest_time_then_the_greatest_id(rows):
     for position in chosen:
         winner = best[int(groups[position])]
         assert (times[position], ids[position]) == (rows[winner][1], rows[winner][2])
+
+
+def test_ids_encoded_on_two_threads_equal_those_encoded_on_one():
+    from concurrent.futures import ThreadPoolExecutor
+
+    day = (Day().installment("L1").installment("L2").binding("L2").binding("L9")
+           .binding("L1").instruction("I1", loan="L1").instruction("I2", loan="L7")
+           .settlement("I2").settlement("I5"))
+    frames = {name: _frame(rows, list(rows[0])) for name, rows in
+              [("installments", day.installments), ("instructions", day.instructions),
+               ("bindings", day.bindings), ("settlements", day.settlements)]}
+    alone = encode_ids(**frames)
+    with ThreadPoolExecutor(1) as pool:
+        beside = encode_ids(**frames, executor=pool)
+    for field in ("loan_of_installment", "loan_of_instruction", "loan_of_binding",
+                  "instruction_code", "settlement_instruction_code"):
+        assert getattr(alone, field).tolist() == getattr(beside, field).tolist(), field
+    # L9 has nothing due and no instruction on D: its binding is never consulted.
+    assert alone.loan_of_binding.tolist() == [alone.loan_of_installment[1], -1,
+                                              alone.loan_of_installment[0]]
+    # I5 matches no instruction: its code is past the instructions' own.
+    assert alone.settlement_instruction_code.tolist() == [1, 2]
+    assert alone.instruction_ids == 3
