@@ -1,13 +1,15 @@
 """`make bench`: the real CLI, end to end, on synthetic days of 100k and 1M installments.
 
 Generates the days once (cached in ./bench-data), runs `recon run` as a subprocess into PostgreSQL
-and into SQLite, and prints wall time per phase (from the run's `recon_runs.counts`), total wall
-time and peak resident memory of the process (from wait4). A tool, not a test: nothing here
-asserts a time.
+and into SQLite, and prints wall time per phase (from the run's step log), total wall time and
+peak resident memory of the process (from wait4); then the same 1M day through an independent
+SQL implementation of the contract (tests/bench/sql_reference.py), 30 days of 100k with
+`--jobs 2` against one day, and which of issue 4's targets are met. A tool, not a test: nothing
+here asserts a time.
 
-    python -m tests.bench.run                       # 100k and 1M, PostgreSQL and SQLite
-    python -m tests.bench.run --sizes 100000 --targets sqlite
-    python -m tests.bench.run --range-days 30       # also 30 days of 100k with --jobs 2 vs 1 day
+    python -m tests.bench.run                       # everything (what `make bench` runs)
+    python -m tests.bench.run --sizes 100000 --targets sqlite --range-days 0
+    python -m tests.bench.run --sql-reference ""    # skip the independent SQL implementation
 
 PostgreSQL comes from RECON_BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1/postgres);
 a database `recon_bench` is (re)created on that server for each run.
@@ -104,6 +106,28 @@ def bench_range(days: int, size: int, jobs: int) -> dict:
             "one_day_seconds": one_day, "ratio": wall / one_day, "rss_mib": rss}
 
 
+def bench_sql_reference(size: int) -> dict:
+    """The same day through tests/bench/sql_reference.py, an independent implementation of the
+    contract in PostgreSQL SQL: its total wall seconds and its agreement with the day's truth."""
+    inbox = ensure_day(size)
+    command = [sys.executable, "-m", "tests.bench.sql_reference", "--inbox", str(inbox),
+               "--date", DAY.isoformat()]
+    server = os.environ.get("RECON_BENCH_DATABASE_URL")
+    if server:
+        command += ["--db", server]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+    if done.returncode != 0:
+        print(done.stdout, file=sys.stderr)
+        return {"size": size, "exit": done.returncode}
+    total = re.search(r"^total\s+([0-9.]+)$", done.stdout, re.MULTILINE)
+    agreement = re.search(r"^against _truth\.csv .*$", done.stdout, re.MULTILINE)
+    return {"size": size, "exit": 0, "total": float(total.group(1)) if total else float("nan"),
+            "process": time.perf_counter() - started,
+            "agreement": agreement.group(0) if agreement else "no truth check"}
+
+
 def print_table(rows: list[dict]) -> None:
     header = ["installments", "database", "exit"] + PHASES + ["total s", "peak RSS MiB"]
     lines = [header]
@@ -122,8 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--targets", default="postgres,sqlite")
-    parser.add_argument("--range-days", type=int, default=0)
+    parser.add_argument("--range-days", type=int, default=30,
+                        help="days of 100k run as one --jobs range against one day; 0 for none")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--sql-reference", default="1000000",
+                        help="sizes to also run through the independent SQL implementation "
+                             "(tests/bench/sql_reference.py); empty for none")
     options = parser.parse_args(argv)
     DATA.mkdir(exist_ok=True)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
@@ -132,15 +160,44 @@ def main(argv: list[str] | None = None) -> int:
             for target in options.targets.split(",")]
     print_table(rows)
     sizes = {row["size"]: row for row in rows if row["target"] == "postgres"}
-    if 100000 in sizes and 1000000 in sizes:
-        print(f"1M / 100k total time (postgres): "
-              f"{sizes[1000000]['total'] / sizes[100000]['total']:.1f}x")
+    targets: list[tuple[str, bool]] = []  # (issue 4's target, met)
+    big, small = sizes.get(1000000), sizes.get(100000)
+    if big:
+        targets.append((f"1M into PostgreSQL under 15 s: {big['total']:.1f} s",
+                        big["total"] < 15))
+        targets.append((f"1M peak memory under 2.5 GB: {big['rss_mib'] / 1024:.2f} GiB",
+                        big["rss_mib"] * 1024 * 1024 < 2.5e9))
+    if big and small:
+        ratio = big["total"] / small["total"]
+        print(f"1M / 100k total time (postgres): {ratio:.1f}x")
+        targets.append((f"1M at most 11 x 100k: {ratio:.1f}x", ratio <= 11))
+    for size in filter(None, options.sql_reference.split(",")):
+        reference = bench_sql_reference(int(size))
+        if reference["exit"] != 0:
+            print(f"independent SQL implementation, {int(size):,}: failed "
+                  f"(exit {reference['exit']})")
+            continue
+        ours = sizes.get(int(size))
+        versus = f"; recon into PostgreSQL: {ours['total']:.1f} s" if ours else ""
+        print(f"independent SQL implementation, same {int(size):,} day: "
+              f"{reference['total']:.1f} s from first file to outcomes{versus}")
+        print(f"  {reference['agreement']}")
+        if ours:
+            targets.append((f"recon not slower than the SQL implementation at {int(size):,}: "
+                            f"{ours['total']:.1f} s vs {reference['total']:.1f} s",
+                            ours["total"] <= reference["total"]))
     if options.range_days:
         result = bench_range(options.range_days, 100000, options.jobs)
         print(f"{result['days']} days of {result['size']:,} with --jobs {result['jobs']}: "
               f"{result['range_seconds']:.1f} s = {result['ratio']:.1f} x one day "
               f"({result['one_day_seconds']:.1f} s), exit {result['exit']}, peak RSS "
               f"{result['rss_mib']:,} MiB")
+        targets.append((f"{result['days']} days of 100k with --jobs {result['jobs']} under 18 x "
+                        f"one day: {result['ratio']:.1f}x", result["ratio"] < 18))
+    if targets:
+        print("\ntargets (issue 4):")
+        for text, met in targets:
+            print(f"  [{'met' if met else 'MISSED'}] {text}")
     return 0
 
 
