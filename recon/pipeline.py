@@ -7,7 +7,6 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -288,8 +287,8 @@ def outcome_rows(outcomes: pd.DataFrame, day: str, run_id: str) -> pd.DataFrame:
 
 def _report(inputs: DayInputs, decisions, run_id: str, phases: Phases) -> RunReport:
     outcomes = decisions.outcomes
-    not_paid = outcomes[outcomes["status"] != Status.PAID.value]
-    causes = Counter(cause for cause in not_paid["root_cause"] if cause)
+    causes = outcomes.loc[outcomes["status"] != Status.PAID.value, "root_cause"].value_counts()
+    causes = {str(cause): int(count) for cause, count in causes.items() if cause}
     outstanding = outcomes["amount_outstanding"]
     report = RunReport(
         business_date=inputs.business_date,
