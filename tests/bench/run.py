@@ -156,6 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     DATA.mkdir(exist_ok=True)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}, {platform.platform()}")
+    # Every day is generated before anything is timed, and written out to disk: a run should
+    # not share the machine with the generator or with the kernel flushing its files.
+    for size in options.sizes.split(","):
+        ensure_day(int(size))
+    for back in range(options.range_days):
+        ensure_day(100000, DAY - dt.timedelta(days=back))
+    os.sync()
     rows = [bench_day(int(size), target) for size in options.sizes.split(",")
             for target in options.targets.split(",")]
     print_table(rows)
