@@ -252,9 +252,9 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
     shown_instruction = np.where(deciding_of >= 0, deciding_of,
                                  np.where(latest_sent_of >= 0, latest_sent_of, newest_of))
     deciding_position = position_of(deciding_at, np.arange(len(deciding_rows)), n_installments)
-    card = np.full(n_installments, "", dtype=object)
-    card[not_paid] = shown_card(loan_of_installment[not_paid], loan_of_binding, bindings,
-                                day_start)
+    card_row = np.full(n_installments, NO_ROW, dtype=np.int64)
+    card_row[not_paid] = shown_binding(loan_of_installment[not_paid], loan_of_binding, bindings,
+                                       day_start)
     index = installments.index
     columns = {name: installments[name] for name in KEY + ["borrower_id", "amount_due", "line"]}
     columns.update({
@@ -281,7 +281,7 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
             np.where(newest_of >= 0, created_ns[np.maximum(newest_of, 0)], 0) if n_instructions
             else np.zeros(n_installments, dtype=np.int64), newest_of >= 0, index),
         "latest_instruction_id": gather(instructions["instruction_id"], newest_of, index=index),
-        "card_no_masked": pd.Series(card, index=index, dtype="str"),
+        "card_no_masked": gather(bindings["card_no_masked"], card_row, index=index),
     })
     frame = pd.DataFrame(columns, index=index)
     return Decisions(frame, exceptions)
@@ -478,24 +478,26 @@ def fmt_local(moments: pd.Series, tz: ZoneInfo) -> pd.Series:
     return text
 
 
-def shown_card(loans: np.ndarray, loan_of_binding: np.ndarray, bindings: pd.DataFrame,
-               day_start: pd.Timestamp) -> np.ndarray:
-    """The card shown to ops per loan: the binding active at the start of D, else the latest."""
+def shown_binding(loans: np.ndarray, loan_of_binding: np.ndarray, bindings: pd.DataFrame,
+                  day_start: pd.Timestamp) -> np.ndarray:
+    """Per loan, the binding row whose card ops are shown: the one active at the start of D, else
+    the latest bound (of two bound at once, the later in the file); NO_ROW for a loan without
+    bindings."""
     if loans.size == 0 or len(bindings) == 0:
-        return np.full(loans.size, "", dtype=object)
-    wanted = np.isin(loan_of_binding, loans)
+        return np.full(loans.size, NO_ROW, dtype=np.int64)
+    rows = np.flatnonzero(np.isin(loan_of_binding, loans))
+    unbound = nanos(bindings["unbound_at"])[rows]
     history = pd.DataFrame({
-        "loan": loan_of_binding[wanted],
-        "card": bindings["card_no_masked"].to_numpy(object)[wanted],
-        "bound": nanos(bindings["bound_at"])[wanted],
-        "unbound": nanos(bindings["unbound_at"])[wanted],
-        "open": bindings["unbound_at"].isna().to_numpy()[wanted],
+        "loan": loan_of_binding[rows],
+        "row": rows,
+        "bound": nanos(bindings["bound_at"])[rows],
     })
-    history["active"] = (history["bound"] <= day_start.value) & (
-        history["open"] | (history["unbound"] > day_start.value))
-    chosen = history.sort_values(["loan", "active", "bound"]).drop_duplicates(
-        "loan", keep="last").set_index("loan")["card"]
-    return chosen.reindex(loans).fillna("").to_numpy(object)
+    history["active"] = (history["bound"].to_numpy() <= day_start.value) & (
+        bindings["unbound_at"].isna().to_numpy()[rows] | (unbound > day_start.value))
+    # Bound at the same moment: the later row of the file wins, whatever the sort algorithm.
+    chosen = history.sort_values(["loan", "active", "bound", "row"]).drop_duplicates(
+        "loan", keep="last").set_index("loan")["row"]
+    return chosen.reindex(loans).fillna(NO_ROW).to_numpy(np.int64)
 
 
 def exception_report(outcomes: pd.DataFrame, business_date: dt.date, tz: ZoneInfo) -> pd.DataFrame:

@@ -459,3 +459,25 @@ def test_ids_encoded_on_two_threads_equal_those_encoded_on_one():
     # I5 matches no instruction: its code is past the instructions' own.
     assert alone.settlement_instruction_code.tolist() == [1, 2]
     assert alone.instruction_ids == 3
+
+
+def test_the_card_shown_is_the_binding_active_at_the_start_of_d_else_the_latest_bound():
+    day = (Day()
+           # L1: an old binding still active at D 00:00 beats a newer one bound later on D.
+           .installment("L1").binding("L1", bound="2025-01-01 00:00:00", card="A-active")
+           .binding("L1", bound="2026-11-27 10:00:00", card="B-later")
+           # L2: nothing active at D 00:00: the latest bound is shown.
+           .installment("L2").binding("L2", bound="2025-01-01 00:00:00",
+                                      unbound="2026-01-01 00:00:00", card="C-old")
+           .binding("L2", bound="2026-02-01 00:00:00", unbound="2026-03-01 00:00:00",
+                    card="D-latest")
+           # L3: two active bindings bound at the same moment: the later row of the file.
+           .installment("L3").binding("L3", bound="2025-05-05 05:05:05", card="E-first")
+           .binding("L3", bound="2025-05-05 05:05:05", card="F-second")
+           # L4: no binding at all; L5: paid, so no card is looked up.
+           .installment("L4")
+           .installment("L5").binding("L5", card="G-paid").instruction("I5", loan="L5")
+           .settlement("I5"))
+    outcomes = day.decide().outcomes.set_index("loan_id")["card_no_masked"]
+    assert outcomes.to_dict() == {"L1": "A-active", "L2": "D-latest", "L3": "F-second",
+                                  "L4": "", "L5": ""}
