@@ -215,7 +215,7 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
     deciding_at = installment_of[deciding_rows]
     has_deciding[deciding_at] = True
     deciding_cause = np.zeros(n_installments, dtype=np.int64)
-    deciding_cause[deciding_at] = CAUSE_CODE.of(deciding["cause"])
+    deciding_cause[deciding_at] = deciding["cause"].to_numpy(np.int64)
     cause = CAUSE_CODE.number
     root_cause = np.select(
         [has_deciding,
@@ -252,6 +252,8 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
     shown_instruction = np.where(deciding_of >= 0, deciding_of,
                                  np.where(latest_sent_of >= 0, latest_sent_of, newest_of))
     deciding_position = position_of(deciding_at, np.arange(len(deciding_rows)), n_installments)
+    failed_row = np.full(n_installments, NO_ROW, dtype=np.int64)
+    failed_row[deciding_at] = deciding["failed_row"].to_numpy(np.int64)
     card_row = np.full(n_installments, NO_ROW, dtype=np.int64)
     card_row[not_paid] = shown_binding(loan_of_installment[not_paid], loan_of_binding, bindings,
                                        day_start)
@@ -268,8 +270,9 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
         "last_attempt_at": _moments(last_attempt_ns, has_sent, index),
         "gateway": gather(instructions["gateway"], shown_instruction, index=index),
         "deciding_gateway": gather(instructions["gateway"], deciding_of, index=index),
-        **{column: gather(deciding[column].fillna(""), deciding_position, index=index)
-           for column in ("response_code", "response_msg", "incident")},
+        **{column: gather(settlements[column], failed_row, index=index)
+           for column in ("response_code", "response_msg")},
+        "incident": gather(deciding["incident"], deciding_position, index=index),
         "deciding_has_row": np.where(
             deciding_position >= 0,
             deciding["has_failed_row"].to_numpy(bool)[np.maximum(deciding_position, 0)]
@@ -383,7 +386,11 @@ def explain_deciding_attempts(deciding: pd.DataFrame, deciding_rows: np.ndarray,
                               settlements: pd.DataFrame, instruction_of: np.ndarray,
                               incidents: pd.DataFrame, arrived_gateways: set[str],
                               codes: CodeMap, n_instructions: int) -> pd.DataFrame:
-    """Rule 1's branches: pending file, FAILED row's code, incident window, no record."""
+    """Rule 1's branches: pending file, FAILED row's code, incident window, no record.
+
+    One row per deciding attempt: `cause` (a CAUSE_CODE), `failed_row` (the settlement row whose
+    code and message it shows, or NO_ROW), `has_failed_row` and `incident` (its description).
+    """
     is_failed = (settlements["status"] == "FAILED").to_numpy(bool) & (instruction_of >= 0)
     failed_rows = latest_per_group(np.where(is_failed, instruction_of, NO_ROW),
                                    nanos(settlements["txn_time"]), settlements["gateway_txn_id"])
@@ -393,28 +400,26 @@ def explain_deciding_attempts(deciding: pd.DataFrame, deciding_rows: np.ndarray,
     has_failed_row = row >= 0
     chosen = settlements.iloc[row[has_failed_row]]
 
-    result = pd.DataFrame({"gateway": deciding["gateway"].to_numpy(object)},
-                          index=np.arange(len(deciding)))
-    arrived = isin(deciding["gateway"].str.upper(), arrived_gateways)
-    response_code = np.full(len(deciding), "", dtype=object)
-    response_msg = np.full(len(deciding), "", dtype=object)
-    mapped = np.full(len(deciding), R.UNCLASSIFIED.value, dtype=object)
-    response_code[has_failed_row] = chosen["response_code"].to_numpy(object)
-    response_msg[has_failed_row] = chosen["response_msg"].to_numpy(object)
-    mapped[has_failed_row] = codes.causes_of(chosen["scheme"], chosen["response_code"]).to_numpy(
-        object)
+    # Gateways are a handful of distinct values: upper-case those, not every attempt's.
+    gateway_code, gateways = pd.factorize(deciding["gateway"])
+    arrived = np.append(isin(pd.Series(gateways, dtype="str").str.upper(), arrived_gateways),
+                        False)[gateway_code]
+    cause = CAUSE_CODE.number
+    mapped = np.full(len(deciding), cause[R.UNCLASSIFIED], dtype=np.int64)
+    mapped[has_failed_row] = CAUSE_CODE.of(codes.causes_of(chosen["scheme"],
+                                                           chosen["response_code"]))
     incident = incident_during(deciding["gateway"], deciding["sent_at"], incidents)
-    result["cause"] = np.select(
-        [~arrived, has_failed_row, incident.notna().to_numpy()],
-        [R.SETTLEMENT_PENDING.value, mapped, R.GATEWAY_OUTAGE.value],
-        default=R.NO_SETTLEMENT_RECORD.value,
-    )
     # A row from an arrived file of another gateway does not speak for a file still missing.
-    result["response_code"] = np.where(arrived, response_code, "")
-    result["response_msg"] = np.where(arrived, response_msg, "")
-    result["has_failed_row"] = has_failed_row & arrived
-    result["incident"] = incident.to_numpy(object)
-    return result
+    speaks = has_failed_row & arrived
+    return pd.DataFrame({
+        "cause": np.select(
+            [~arrived, has_failed_row, incident.notna().to_numpy()],
+            [cause[R.SETTLEMENT_PENDING], mapped, cause[R.GATEWAY_OUTAGE]],
+            default=cause[R.NO_SETTLEMENT_RECORD]),
+        "failed_row": np.where(speaks, row, NO_ROW),  # the FAILED settlement row it shows
+        "has_failed_row": speaks,
+        "incident": incident.fillna("").to_numpy(object),
+    }, index=np.arange(len(deciding)))
 
 
 def incident_during(gateways: pd.Series, sent_at: pd.Series, incidents: pd.DataFrame) -> pd.Series:
