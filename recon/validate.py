@@ -347,11 +347,18 @@ def resolve_duplicate_keys(frame: pd.DataFrame, passed: np.ndarray, spec: FileSp
     # compare whole rows only among those.
     keys = frame[key] if passed.all() else frame.loc[passed, key]
     repeated_key = np.zeros(len(frame), dtype=bool)
-    repeated_key[passed] = pd.Series(key_codes(keys, key)).duplicated(keep=False).to_numpy()
+    repeated_key[passed] = repeated(key_codes(keys, key))
     if not repeated_key.any():
         return no_drop, empty_rejects(), 0
     dropped, rejects, collapsed = _resolve_repeats(frame[repeated_key], spec, file)
     return frame.index.isin(dropped), rejects, collapsed
+
+
+def repeated(codes: np.ndarray) -> np.ndarray:
+    """True where a code occurs more than once. Dictionary codes are dense: counted directly."""
+    if codes.size and 0 <= codes.min() and codes.max() < 4 * codes.size:
+        return np.bincount(codes)[codes] > 1
+    return pd.Series(codes).duplicated(keep=False).to_numpy()
 
 
 def key_codes(frame: pd.DataFrame, key: list[str]) -> np.ndarray:
