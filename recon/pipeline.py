@@ -142,7 +142,8 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap,
     with _side_thread(settings) as side:
         # D's stored outcomes, before write_results replaces them: the date lock is held, so
         # they are those of the previous completed run. Compared with the new ones below.
-        previous_job = side.submit(db.read_outcomes, database, day)
+        previous_job = (_Inline() if database.is_private_memory else side).submit(
+            db.read_outcomes, database, day)
         with (phases("load", business_date, run_id),
               logs.loading(settings.inbox / day, f"{day} loading")):
             inputs = load_day(business_date, settings, codes)
@@ -174,12 +175,11 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap,
                                   settlement_exceptions, rejects, changes, suspected, phases,
                                   run_id)
 
-        def commit_once_staged() -> None:
-            # The reports must be ready to publish before the results commit: a failure to
-            # write them (a full disk) rolls the database write back.
+        def finish_once_staged() -> None:
+            # The reports must be ready to publish before the run is closed and committed: a
+            # failure to write them (a full disk) rolls the database write back. Waiting here
+            # also puts write_csv's time into the stored counts.
             staging_job.result()
-            if before_commit is not None:
-                before_commit()
 
         try:
             with phases("write_db", business_date, run_id):
@@ -192,7 +192,7 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap,
                     outcome=outcome, exit_code=exit_code,
                     digests={entry.file: entry.sha256 for entry in inputs.ledger},
                     counts=report.counts(), message=report.message,
-                    before_commit=commit_once_staged)
+                    before_finish=finish_once_staged, before_commit=before_commit)
         except BaseException:
             _discard(staging_job)
             raise
@@ -244,7 +244,7 @@ class _Inline:
         job: Future = Future()
         try:
             job.set_result(function(*args))
-        except BaseException as error:
+        except Exception as error:  # Ctrl-C and exits go up at once, as without threads
             job.set_exception(error)
         return job
 

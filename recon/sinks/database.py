@@ -107,6 +107,11 @@ class Database:
         return SQL_DIR / ("postgresql" if self.is_postgres else "sqlite")
 
     @property
+    def is_private_memory(self) -> bool:
+        """An in-memory SQLite database: it lives in one connection, so in one thread."""
+        return not self.is_postgres and self.url.database in (None, "", ":memory:")
+
+    @property
     def shown_url(self) -> str:
         return safe_url_text(self.url)
 
@@ -296,7 +301,7 @@ def split_statements(script: str) -> list[str]:
 
 
 def ensure_schema(database: Database) -> None:
-    """Create the schema in an empty database; refuse one older than this code."""
+    """Create the schema in an empty database; refuse one older or newer than this code."""
     with reachable(database), database.engine.connect() as connection:
         version = applied_version(connection)
     if version is None:
@@ -307,6 +312,13 @@ def ensure_schema(database: Database) -> None:
         raise SchemaOutdated(
             f"database {database.shown_url} has schema version {version}, this recon needs "
             f"{latest}", next_step="run `recon db upgrade` (with the same --db), then rerun")
+    if version > latest:
+        # A newer recon has migrated it (006 re-keyed installment_outcomes, say): this one's
+        # writes would fail halfway or write what the newer schema does not expect.
+        raise SchemaOutdated(
+            f"database {database.shown_url} has schema version {version}, newer than this "
+            f"recon's {latest}",
+            next_step="run the recon release that upgraded it (or a later one)")
 
 
 # --- one writer per business date ---------------------------------------------------------------
@@ -493,8 +505,13 @@ def finish_run_without_results(database: Database, run_id: str, outcome: str, ex
 def write_results(database: Database, run_id: str, business_date: str, outcomes: pd.DataFrame,
                   settlement_exceptions: pd.DataFrame, rejects: pd.DataFrame, *, outcome: str,
                   exit_code: int, digests: dict, counts: dict, message: str,
-                  before_commit=None) -> None:
-    """Replace D's rows in the three result tables and close the run, in one transaction."""
+                  before_finish=None, before_commit=None) -> None:
+    """Replace D's rows in the three result tables and close the run, in one transaction.
+
+    `before_finish` is called once the rows are written and before the run is closed (its
+    `counts` are stored then); `before_commit` after that, just before the commit. An exception
+    from either rolls everything back.
+    """
     if database.is_postgres:
         with reachable(database):
             _ensure_date_partition(database, business_date)
@@ -514,6 +531,8 @@ def write_results(database: Database, run_id: str, business_date: str, outcomes:
         _bulk_insert(database, connection, "settlement_exceptions", SETTLEMENT_EXCEPTION_COLUMNS,
                      settlement_exceptions)
         _bulk_insert(database, connection, "input_rejects", REJECT_COLUMNS, rejects)
+        if before_finish is not None:
+            before_finish()
         connection.execute(_finish_statement(), _finish_params(
             run_id, outcome, exit_code, digests, counts, message))
         if before_commit is not None:

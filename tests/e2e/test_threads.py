@@ -4,6 +4,7 @@ refusal, and no database write that outlives a failed report."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import sqlite3
 
@@ -60,6 +61,37 @@ def test_with_two_broken_required_files_the_first_in_file_order_is_named(tmp_pat
                      CodeMap.from_file(None))
         assert refusal.value.file == "installments.csv"
         assert refusal.value.column == "loan_id"
+
+
+def test_an_in_memory_database_works_with_several_threads(tmp_path):
+    # sqlite:// lives in one connection: the side thread must not open a second, empty one.
+    results = []
+    for threads in (1, 2):
+        settings = Settings(inbox=FIXTURES / "inbox", out=tmp_path / f"out{threads}",
+                            threads=threads, database_url="sqlite://")
+        report = pipeline.run(dt.date.fromisoformat(DAY), settings)
+        results.append((report.exit_code, report.status_counts, report.cause_counts))
+    assert results[0] == results[1]
+    assert results[0][0] in (0, 4)
+
+
+def test_the_stored_counts_time_every_step(tmp_path):
+    pipeline.run(dt.date.fromisoformat(DAY), settings_for(tmp_path, 2))
+    with sqlite3.connect(tmp_path / "recon.db") as connection:
+        [counts] = connection.execute("SELECT counts FROM recon_runs").fetchone()
+    phases = json.loads(counts)["phases_seconds"]
+    assert {"load", "classify", "outages", "compare", "write_csv"} <= set(phases)
+
+
+def test_with_one_thread_an_interrupt_is_not_held_back():
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipeline._Inline().submit(interrupted)
+    failed = pipeline._Inline().submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        failed.result()
 
 
 def test_reports_that_cannot_be_written_roll_the_database_write_back(tmp_path, monkeypatch):
