@@ -216,6 +216,7 @@ def _text_stream(data: bytes) -> io.TextIOWrapper:
 
 
 def _record_start_lines(data: bytes) -> np.ndarray:
+    _allow_fields_of(len(data))
     reader = csv.reader(_text_stream(data))
     starts = []
     previous_end = 0
@@ -230,13 +231,18 @@ def _record_start_lines(data: bytes) -> np.ndarray:
 _FIELD_LIMIT_LOCK = threading.Lock()
 
 
+def _allow_fields_of(size: int) -> None:
+    """Let the csv module read fields as long as `size`. The limit is process-wide and files are
+    read on several threads: it is raised, never lowered."""
+    with _FIELD_LIMIT_LOCK:
+        csv.field_size_limit(max(csv.field_size_limit(), size, 131072))
+
+
 def _read_slow(data: bytes, display: str, header: list[str], max_field_chars: int) -> RawTable:
     # No field-size limit in the csv module itself: it would stop inside a runaway quoted field
     # and resume mid-field, splitting one broken record into many bogus ones. The file is bounded
     # by max_file_bytes already; a field over max_field_chars rejects its row below.
-    # The limit is process-wide and files are read on several threads: raise it, never lower it.
-    with _FIELD_LIMIT_LOCK:
-        csv.field_size_limit(max(csv.field_size_limit(), len(data), 131072))
+    _allow_fields_of(len(data))
     reader = csv.reader(_text_stream(data))
     n_columns = len(header)
     good_rows: list[list[str]] = []

@@ -78,16 +78,9 @@ def load_day(business_date: dt.date, settings: Settings, codes: CodeMap) -> DayI
         raise InputRefused(f"inbox folder {day_dir} {state}",
                            next_step="check --inbox and --date, or wait for the upstream drop")
     context = v.RuleContext(business_date, settings.tz)
-    for spec in REQUIRED_FILES:
-        path = day_dir / spec.name
-        if not path.is_file():
-            if path.exists():  # a folder, a device, a FIFO: nothing to read as a CSV
-                raise InputRefused("required file is not a regular file", file=_shown(path),
-                                   next_step="replace it with the CSV export, then rerun the date")
-            raise InputRefused("required file is missing", file=_shown(path),
-                               next_step="wait for the upstream drop, then rerun the date")
     incidents_path = day_dir / v.INCIDENTS.name
     specs = list(REQUIRED_FILES) + ([v.INCIDENTS] if incidents_path.is_file() else [])
+    present = [spec for spec in specs if (day_dir / spec.name).is_file()]
 
     # Files are read side by side: parsing and validating run in Arrow kernels that release the
     # GIL. The largest start first, so no thread is left with a big file at the end. Results are
@@ -96,17 +89,19 @@ def load_day(business_date: dt.date, settings: Settings, codes: CodeMap) -> DayI
     try:
         settlement_jobs = _settlement_jobs(day_dir, context, settings, codes)
         work = [(day_dir / spec.name, _load_file, (day_dir / spec.name, spec, context, settings))
-                for spec in specs]
+                for spec in present]
         work += [(csv_path, job, args) for _, csv_path, job, args in settlement_jobs
                  if callable(job)]
         started = {path: pool.submit(function, *args) for path, function, args in
                    sorted(work, key=lambda item: _size(item[0]), reverse=True)}
-        pending = {spec.name: started[day_dir / spec.name] for spec in specs}
+        pending = {spec.name: started[day_dir / spec.name] for spec in present}
         settlement_jobs = [(gateway, csv_path, started[csv_path] if callable(job) else job)
                            for gateway, csv_path, job, _ in settlement_jobs]
         loaded: dict[str, v.Validated] = {}
         ledger: list[FileLedger] = []
-        for spec in specs:
+        for spec in specs:  # in file order: the first file with a problem is the one named
+            if spec.name not in pending:
+                _refuse_missing(day_dir / spec.name)
             validated, digest = pending[spec.name].result()
             _check_reject_rate(validated, settings)
             loaded[spec.name] = validated
@@ -137,6 +132,14 @@ def load_day(business_date: dt.date, settings: Settings, codes: CodeMap) -> DayI
         rejects=rejects,
         ledger=ledger,
     )
+
+
+def _refuse_missing(path: Path) -> None:
+    if path.exists():  # a folder, a device, a FIFO: nothing to read as a CSV
+        raise InputRefused("required file is not a regular file", file=_shown(path),
+                           next_step="replace it with the CSV export, then rerun the date")
+    raise InputRefused("required file is missing", file=_shown(path),
+                       next_step="wait for the upstream drop, then rerun the date")
 
 
 def _shown(path: Path) -> str:

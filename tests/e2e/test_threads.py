@@ -63,6 +63,24 @@ def test_with_two_broken_required_files_the_first_in_file_order_is_named(tmp_pat
         assert refusal.value.column == "loan_id"
 
 
+def test_a_broken_file_is_named_before_a_missing_file_that_comes_after_it(tmp_path):
+    inbox = tmp_path / "inbox"
+    shutil.copytree(FIXTURES / "inbox" / DAY, inbox / DAY)
+    path = inbox / DAY / "installments.csv"
+    path.write_bytes(path.read_bytes().replace(b"loan_id", b"loan_ident", 1))
+    (inbox / DAY / "bindings.csv").unlink()
+    with pytest.raises(InputRefused) as refusal:
+        load_day(dt.date.fromisoformat(DAY), settings_for(tmp_path, 4, inbox),
+                 CodeMap.from_file(None))
+    assert (refusal.value.file, refusal.value.column) == ("installments.csv", "loan_id")
+
+    path.write_bytes(path.read_bytes().replace(b"loan_ident", b"loan_id", 1))
+    with pytest.raises(InputRefused, match="required file is missing") as refusal:
+        load_day(dt.date.fromisoformat(DAY), settings_for(tmp_path, 4, inbox),
+                 CodeMap.from_file(None))
+    assert refusal.value.file == "bindings.csv"
+
+
 def test_an_in_memory_database_works_with_several_threads(tmp_path):
     # sqlite:// lives in one connection: the side thread must not open a second, empty one.
     results = []

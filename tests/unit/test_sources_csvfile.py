@@ -219,3 +219,15 @@ def test_utf8_bytes_declared_as_gb18030_are_refused_not_turned_into_mojibake():
 
 def test_ascii_file_declared_as_gb18030_is_fine():
     assert rows(read(b"a,b\n1,2\n", encoding="gb18030")) == [["1", "2"]]
+
+
+def test_line_numbers_of_a_file_with_long_fields_do_not_depend_on_other_files(monkeypatch):
+    # Records spanning lines are numbered by the csv module, whose field-size limit is
+    # process-wide: it must be raised for this file whatever another file set it to.
+    import csv
+
+    csv.field_size_limit(131072)
+    long = b"z" * 200_000
+    table = read(b'a,b\n"x\ny",' + long + b"\nq,r\n", max_field_chars=300_000)
+    assert table.lines.tolist() == [2, 4]
+    assert rows(table)[0] == ["x\ny", long.decode()]
