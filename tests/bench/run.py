@@ -30,7 +30,6 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from recon.sinks.database import normalise_url
-from recon.synth import generate_day
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "bench-data"
@@ -42,7 +41,12 @@ def ensure_day(size: int, day: dt.date = DAY) -> Path:
     inbox = DATA / f"inbox-{size}"
     if not (inbox / day.isoformat() / "installments.csv").is_file():
         print(f"generating {size:,} installments for {day} into {inbox} ...", flush=True)
-        generate_day(day, size, inbox, seed=size % 9973 + day.toordinal())
+        # In a child process: a forked child counts the parent's memory in its own peak RSS
+        # until it execs, so this process must stay small for the memory figures to be right.
+        subprocess.run([str(Path(sys.executable).parent / "recon"), "synth", "--date",
+                        day.isoformat(), "--installments", str(size), "--out", str(inbox),
+                        "--seed", str(size % 9973 + day.toordinal())],
+                       check=True, stdout=subprocess.DEVNULL)
     return inbox
 
 
