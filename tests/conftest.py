@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -37,23 +39,29 @@ def postgres_server_url() -> str:
     return url
 
 
-@pytest.fixture
-def postgres_url(postgres_server_url: str):
-    """A fresh, empty schema-less database per test, dropped afterwards."""
+@contextmanager
+def throwaway_database(server_url: str) -> Iterator[str]:
+    """A fresh, empty database on the server, dropped afterwards: its URL."""
     from recon.sinks.database import normalise_url
 
-    admin_url = normalise_url(postgres_server_url)
+    admin_url = normalise_url(server_url)
     name = f"recon_t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
     try:
-        yield url
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str):
+    """A fresh, empty schema-less database per test, dropped afterwards."""
+    with throwaway_database(postgres_server_url) as url:
+        yield url
 
 
 @pytest.fixture

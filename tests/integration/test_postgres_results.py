@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from decimal import Decimal
 
 import pytest
-import sqlalchemy as sa
 
 from recon.sinks.database import normalise_url
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, throwaway_database
 from tests.integration.helpers import (DAYS, amounts_due_from_inbox, copy_day, expected_exit_code,
                                        expected_outcomes, query, read_rows, recon, recon_run, runs,
                                        snapshot)
@@ -23,21 +21,11 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture(scope="module")
 def loaded(postgres_server_url, tmp_path_factory):
     """Both fixture days run once, as a range, through the CLI into a throwaway database."""
-    admin_url = normalise_url(postgres_server_url)
-    name = f"recon_t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    work = tmp_path_factory.mktemp("pg-days")
-    result = recon("run", "--from", DAYS[0], "--to", DAYS[-1], "--inbox",
-                   str(FIXTURES / "inbox"), "--out", str(work / "out"), "--db", url, cwd=work)
-    try:
-        yield url, result
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database(postgres_server_url) as url:
+        work = tmp_path_factory.mktemp("pg-days")
+        yield url, recon("run", "--from", DAYS[0], "--to", DAYS[-1], "--inbox",
+                         str(FIXTURES / "inbox"), "--out", str(work / "out"), "--db", url,
+                         cwd=work)
 
 
 def test_range_run_exits_with_the_worst_expected_code(loaded):

@@ -230,7 +230,7 @@ def evaluate(d: Path) -> tuple[dict, set]:
         binds[b["loan_id"]].append((ts(b["bound_at"]), ts(b["unbound_at"]) if b["unbound_at"] else None))
     incidents = [(r["gateway"].upper(), ts(r["started_at"]), ts(r["ended_at"]))
                  for r in records(d / "gateway_incidents.csv")]
-    arrived, scheme_of = set(), {}
+    arrived = set()
     succ, fail = defaultdict(list), defaultdict(list)
     for gw in GATEWAYS:
         if not (d / f"settlement_{gw}.ctl").exists():
