@@ -89,6 +89,15 @@ def latest_per_group(groups: np.ndarray, times: np.ndarray, tie_ids: pd.Series) 
     return np.sort(np.concatenate([at_latest[~shared], winners]))
 
 
+def arrived_rows(gateways: pd.Series, arrived_gateways: set[str]) -> np.ndarray:
+    """Per row, whether its gateway's settlement file has arrived (`arrived_gateways` holds
+    upper-cased gateway ids). Gateways are a handful of distinct values: those are upper-cased,
+    not every row."""
+    row_code, distinct = pd.factorize(gateways)
+    arrived = isin(pd.Series(distinct, dtype="str").str.upper(), arrived_gateways)
+    return np.append(arrived, False)[row_code]  # a missing gateway (code -1) has not arrived
+
+
 def isin(values: pd.Series, allowed) -> np.ndarray:
     """`values.isin(allowed)` through Arrow (pandas 3's string isin is slow on large inputs)."""
     value_set = pa.array(list(allowed) if isinstance(allowed, (set, frozenset)) else allowed,
@@ -118,8 +127,8 @@ def encode_ids(installments: pd.DataFrame, instructions: pd.DataFrame, bindings:
                             bindings["loan_id"])[0]
 
     loan_job = executor.submit(loans) if executor is not None else None
-    (instruction_code, settlement_code), dictionary = shared_codes(
-        instructions["instruction_id"], settlements["instruction_id"])
+    instruction_code, settlement_code, instruction_ids = encode_instruction_ids(instructions,
+                                                                                settlements)
     of_installment, of_instruction, of_binding = loan_job.result() if loan_job else loans()
     # Bindings of loans with nothing due or instructed on D are never consulted. Codes follow
     # first appearance, so those loans' codes are the ones past the installments' and
@@ -128,7 +137,16 @@ def encode_ids(installments: pd.DataFrame, instructions: pd.DataFrame, bindings:
                        int(of_instruction.max(initial=-1))) + 1
     return IdCodes(of_installment, of_instruction,
                    np.where(of_binding < loans_of_day, of_binding, NO_ROW),
-                   instruction_code, settlement_code, len(dictionary))
+                   instruction_code, settlement_code, instruction_ids)
+
+
+def encode_instruction_ids(instructions: pd.DataFrame,
+                           settlements: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, int]:
+    """Codes of instructions' and settlement rows' instruction_id over one dictionary, and its
+    size."""
+    (instruction_code, settlement_code), dictionary = shared_codes(
+        instructions["instruction_id"], settlements["instruction_id"])
+    return instruction_code, settlement_code, len(dictionary)
 
 
 def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: pd.DataFrame,
@@ -311,8 +329,7 @@ def gather(values: pd.Series, rows: np.ndarray, default: str = "", *,
 class Vocabulary:
     """A fixed set of labels as small integers: rules choose codes, `text` decodes them once."""
 
-    def __init__(self, labels: list[str]) -> None:
-        self.labels = labels  # code 0 is ""
+    def __init__(self, labels: list[str]) -> None:  # labels[0] is "": code 0, no label
         self.number = {label: code for code, label in enumerate(labels)}
         self._dictionary = pa.array(labels, type=pa.large_string())
 
@@ -400,10 +417,7 @@ def explain_deciding_attempts(deciding: pd.DataFrame, deciding_rows: np.ndarray,
     has_failed_row = row >= 0
     chosen = settlements.iloc[row[has_failed_row]]
 
-    # Gateways are a handful of distinct values: upper-case those, not every attempt's.
-    gateway_code, gateways = pd.factorize(deciding["gateway"])
-    arrived = np.append(isin(pd.Series(gateways, dtype="str").str.upper(), arrived_gateways),
-                        False)[gateway_code]
+    arrived = arrived_rows(deciding["gateway"], arrived_gateways)
     cause = CAUSE_CODE.number
     mapped = np.full(len(deciding), cause[R.UNCLASSIFIED], dtype=np.int64)
     mapped[has_failed_row] = CAUSE_CODE.of(codes.causes_of(chosen["scheme"],
@@ -441,23 +455,28 @@ def incident_during(gateways: pd.Series, sent_at: pd.Series, incidents: pd.DataF
 
 # --- rules 2 and 3 ----------------------------------------------------------------------------
 
-def bound_at(loans: np.ndarray, moments_ns: np.ndarray, loan_of_binding: np.ndarray,
-             bindings: pd.DataFrame) -> np.ndarray:
-    """For each (loan code, moment): is a binding of the loan active then?
+def active_at(bindings: pd.DataFrame, rows: np.ndarray, moments_ns) -> np.ndarray:
+    """CONTRACT 2.2: are binding rows `rows` active at `moments_ns` (one moment, or one per row)?
 
     Active at t: bound_at <= t and (unbound_at empty or unbound_at > t).
     """
+    bound = nanos(bindings["bound_at"])[rows]
+    still_open = bindings["unbound_at"].isna().to_numpy()[rows]
+    return (bound <= moments_ns) & (still_open | (nanos(bindings["unbound_at"])[rows] > moments_ns))
+
+
+def bound_at(loans: np.ndarray, moments_ns: np.ndarray, loan_of_binding: np.ndarray,
+             bindings: pd.DataFrame) -> np.ndarray:
+    """For each (loan code, moment): is a binding of the loan active then?"""
     if loans.size == 0 or len(bindings) == 0:
         return np.zeros(loans.size, dtype=bool)
     probe = pd.DataFrame({"loan": loans, "t": moments_ns, "row": np.arange(loans.size)})
-    history = pd.DataFrame({"loan": loan_of_binding, "bound": nanos(bindings["bound_at"]),
-                            "unbound": nanos(bindings["unbound_at"]),
-                            "open": bindings["unbound_at"].isna().to_numpy()})
-    history = history[np.isin(history["loan"].to_numpy(), loans)]
+    rows = np.flatnonzero(np.isin(loan_of_binding, loans))
+    history = pd.DataFrame({"loan": loan_of_binding[rows], "binding": rows})
     joined = probe.merge(history, on="loan", how="inner")
-    active = (joined["bound"] <= joined["t"]) & (joined["open"] | (joined["unbound"] > joined["t"]))
+    active = active_at(bindings, joined["binding"].to_numpy(), joined["t"].to_numpy())
     result = np.zeros(loans.size, dtype=bool)
-    result[joined.loc[active, "row"].to_numpy()] = True
+    result[joined["row"].to_numpy()[active]] = True
     return result
 
 
@@ -491,14 +510,12 @@ def shown_binding(loans: np.ndarray, loan_of_binding: np.ndarray, bindings: pd.D
     if loans.size == 0 or len(bindings) == 0:
         return np.full(loans.size, NO_ROW, dtype=np.int64)
     rows = np.flatnonzero(np.isin(loan_of_binding, loans))
-    unbound = nanos(bindings["unbound_at"])[rows]
     history = pd.DataFrame({
         "loan": loan_of_binding[rows],
         "row": rows,
         "bound": nanos(bindings["bound_at"])[rows],
+        "active": active_at(bindings, rows, day_start.value),
     })
-    history["active"] = (history["bound"].to_numpy() <= day_start.value) & (
-        bindings["unbound_at"].isna().to_numpy()[rows] | (unbound > day_start.value))
     # Bound at the same moment: the later row of the file wins, whatever the sort algorithm.
     chosen = history.sort_values(["loan", "active", "bound", "row"]).drop_duplicates(
         "loan", keep="last").set_index("loan")["row"]

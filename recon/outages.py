@@ -31,9 +31,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from recon.classify import IdCodes, latest_per_group, nanos, shared_codes
+from recon.classify import (IdCodes, arrived_rows, encode_instruction_ids, latest_per_group,
+                            nanos)
 from recon.codes import CodeMap
 from recon.contract import RootCause
 
@@ -62,20 +62,15 @@ def technical_failures(instructions: pd.DataFrame, settlements: pd.DataFrame,
     Ids are matched as integer codes (classify's encode_ids, or `ids` if the caller has them):
     string joins cost seconds per million.
     """
-    # Gateways are a handful of distinct values: upper-case those, not a million cells.
-    gateway_code, gateways = pd.factorize(instructions["gateway"])
-    gateway_keys = pd.Index(gateways).str.upper()
-    arrived = np.append(np.asarray(gateway_keys.isin(list(arrived_gateways)), dtype=bool), False)
-    judged = instructions["sent_at"].notna().to_numpy() & arrived[gateway_code]
+    judged = (instructions["sent_at"].notna().to_numpy()
+              & arrived_rows(instructions["gateway"], arrived_gateways))
     attempts = instructions.loc[judged, ["instruction_id", "gateway", "sent_at"]].reset_index(
         drop=True)
-    attempts["gateway_key"] = pa.array(list(gateway_keys), type=pa.large_string()).take(
-        pa.array(gateway_code[judged])).to_pandas()
+    attempts["gateway_key"] = attempts["gateway"].str.upper()
 
     if ids is None:
-        (instruction_code, settlement_code), dictionary = shared_codes(
-            instructions["instruction_id"], settlements["instruction_id"])
-        n_ids = len(dictionary)
+        instruction_code, settlement_code, n_ids = encode_instruction_ids(instructions,
+                                                                          settlements)
     else:
         instruction_code, settlement_code = ids.instruction_code, ids.settlement_instruction_code
         n_ids = ids.instruction_ids

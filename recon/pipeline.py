@@ -175,12 +175,9 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap,
                                   settlement_exceptions, rejects, changes, suspected, phases,
                                   run_id)
 
-        def finish_once_staged() -> None:
-            # The reports must be ready to publish before the run is closed and committed: a
-            # failure to write them (a full disk) rolls the database write back. Waiting here
-            # also puts write_csv's time into the stored counts.
-            staging_job.result()
-
+        # The reports must be ready to publish before the run is closed and committed
+        # (before_finish): a failure to write them (a full disk) rolls the database write back.
+        # Waiting there also puts write_csv's time into the stored counts.
         try:
             with phases("write_db", business_date, run_id):
                 report.phases = phases.seconds
@@ -192,7 +189,7 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap,
                     outcome=outcome, exit_code=exit_code,
                     digests={entry.file: entry.sha256 for entry in inputs.ledger},
                     counts=report.counts(), message=report.message,
-                    before_finish=finish_once_staged, before_commit=before_commit)
+                    before_finish=staging_job.result, before_commit=before_commit)
         except BaseException:
             _discard(staging_job)
             raise

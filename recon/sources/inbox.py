@@ -90,13 +90,12 @@ def load_day(business_date: dt.date, settings: Settings, codes: CodeMap) -> DayI
         settlement_jobs = _settlement_jobs(day_dir, context, settings, codes)
         work = [(day_dir / spec.name, _load_file, (day_dir / spec.name, spec, context, settings))
                 for spec in present]
-        work += [(csv_path, job, args) for _, csv_path, job, args in settlement_jobs
-                 if callable(job)]
+        work += [(csv_path, function, args) for _, csv_path, function, args in settlement_jobs]
         started = {path: pool.submit(function, *args) for path, function, args in
                    sorted(work, key=lambda item: _size(item[0]), reverse=True)}
         pending = {spec.name: started[day_dir / spec.name] for spec in present}
-        settlement_jobs = [(gateway, csv_path, started[csv_path] if callable(job) else job)
-                           for gateway, csv_path, job, _ in settlement_jobs]
+        settlement_jobs = [(gateway, csv_path, started[csv_path])
+                           for gateway, csv_path, _, _ in settlement_jobs]
         loaded: dict[str, v.Validated] = {}
         ledger: list[FileLedger] = []
         for spec in specs:  # in file order: the first file with a problem is the one named
@@ -226,9 +225,7 @@ class _NotArrived(Exception):
 def _settlement_jobs(day_dir: Path, context: v.RuleContext, settings: Settings, codes: CodeMap):
     """Every settlement file of the day, by file name: (gateway, csv path, job, job's arguments).
 
-    The job is _settlement_or_refusal, whose result is (validated, digest, scheme) or the
-    _NotArrived saying why not; or, when the file's gateway is named twice, that _NotArrived
-    already.
+    A job's result is (validated, digest, scheme), or the _NotArrived saying why not.
     """
     stems = {path.stem for path in day_dir.glob("settlement_*.csv") if path.is_file()}
     stems |= {path.stem for path in day_dir.glob("settlement_*.ctl") if path.is_file()}
@@ -240,11 +237,10 @@ def _settlement_jobs(day_dir: Path, context: v.RuleContext, settings: Settings, 
         gateway = stem[len("settlement_"):]
         csv_path, ctl_path = day_dir / f"{stem}.csv", day_dir / f"{stem}.ctl"
         namesakes = sorted(by_gateway[gateway_key(gateway)])
-        if len(namesakes) > 1:
-            refused: Future = Future()
-            refused.set_result(_NotArrived(f"refused: files {', '.join(namesakes)} name the same "
-                                           f"gateway {gateway!r}; keep exactly one"))
-            jobs.append((gateway, csv_path, refused, ()))
+        if len(namesakes) > 1:  # refused without reading: the job only makes the _NotArrived
+            jobs.append((gateway, csv_path, _NotArrived,
+                         (f"refused: files {', '.join(namesakes)} name the same gateway "
+                          f"{gateway!r}; keep exactly one",)))
         else:
             jobs.append((gateway, csv_path, _settlement_or_refusal,
                          (gateway, csv_path, ctl_path, context, settings, codes)))
