@@ -322,7 +322,12 @@ def _rejects_frame(raw, source, failed, first_failure, columns, reasons) -> pd.D
         return empty_rejects()
     positions = first_failure[failed].to_numpy()
     column_names = np.asarray(columns, dtype=object)[positions]
-    values = [source.at[index, name] for index, name in zip(source.index[failed], column_names)]
+    # One lookup per column named, not per rejected row: a wholly wrong file has a million.
+    rows = source.index[failed.to_numpy()]
+    values = np.empty(len(rows), dtype=object)
+    for name in set(column_names):
+        named = column_names == name
+        values[named] = source.loc[rows[named], name].to_numpy(object)
     return pd.DataFrame({
         "file": raw.file,
         "line": raw.lines[failed.to_numpy()],
