@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup sample test bench clean
+.PHONY: setup sample test bench wheel-check clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,11 @@ sample: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Build a wheel, install it in a fresh venv outside the checkout, run the sample days from another
+# folder and `recon db upgrade` on PostgreSQL (CI runs this after the tests).
+wheel-check:
+	bash .ci/wheel-check
 
 bench: setup
 	$(BIN)/python -m tests.bench.run

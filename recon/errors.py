@@ -62,6 +62,12 @@ class SchemaOutdated(ReconError):
     exit_code = ExitCode.DATABASE
 
 
+class MigrationsMissing(ReconError):
+    """The installed package holds no schema migrations: nothing can be created or checked."""
+
+    exit_code = ExitCode.DATABASE
+
+
 class MigrationFailed(ReconError):
     """A schema migration could not be applied; it was rolled back as a whole."""
 

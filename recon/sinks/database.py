@@ -8,6 +8,7 @@ load the new ones, mark the run finished; anything short of the commit leaves D 
 from __future__ import annotations
 
 import fcntl
+import importlib.resources
 import io
 import json
 import os
@@ -17,6 +18,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Iterator
 
 import pandas as pd
@@ -27,10 +29,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-from recon.errors import (DatabaseUnavailable, DateLocked, MigrationFailed, SchemaOutdated,
-                          UsageError)
+from recon.errors import (DatabaseUnavailable, DateLocked, MigrationFailed, MigrationsMissing,
+                          SchemaOutdated, UsageError)
 
-SQL_DIR = Path(__file__).resolve().parent.parent.parent / "sql"
+# The migrations ship inside the package (the top-level sql/ folder, mapped to `recon.sql` by
+# pyproject.toml), so an installed wheel finds them wherever it is installed.
+MIGRATIONS = importlib.resources.files("recon.sql")
 MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 LOCK_NAMESPACE = 0x5245434F  # "RECO": advisory-lock keys of recon, one per business date
 HOLDER_TAG = re.compile(r"^recon (\d+) (\S+)$")  # "recon <pid> <host>": who holds a date lock
@@ -103,8 +107,9 @@ class Database:
         return self.engine.dialect.name == "postgresql"
 
     @property
-    def dialect_dir(self) -> Path:
-        return SQL_DIR / ("postgresql" if self.is_postgres else "sqlite")
+    def dialect(self) -> str:
+        """The name of this database's migration folder."""
+        return "postgresql" if self.is_postgres else "sqlite"
 
     @property
     def is_private_memory(self) -> bool:
@@ -202,17 +207,29 @@ def reachable(database: Database) -> Iterator[None]:
 
 # --- migrations -------------------------------------------------------------------------------
 
-def migrations(database: Database) -> list[tuple[int, str, Path]]:
+def migrations(database: Database) -> list[tuple[int, str, Traversable]]:
+    """(version, name, file) of every migration shipped for the database's dialect, in order.
+
+    Raises MigrationsMissing when there are none: an install without its migrations would
+    otherwise report an empty database as "up to date".
+    """
+    folder = MIGRATIONS.joinpath(database.dialect)
     found = []
-    for path in sorted(database.dialect_dir.glob("*.sql")):
-        match = MIGRATION_NAME.match(path.name)
-        if match:
-            found.append((int(match.group(1)), path.stem, path))
-    return found
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            match = MIGRATION_NAME.match(entry.name)
+            if match and entry.is_file():
+                found.append((int(match.group(1)), entry.name.removesuffix(".sql"), entry))
+    if not found:
+        raise MigrationsMissing(
+            f"no schema migrations found for {database.dialect} in {folder}: this recon "
+            f"installation is incomplete", next_step="reinstall recon from its wheel or source "
+            "(the migrations ship inside the package as recon.sql)")
+    return sorted(found, key=lambda migration: migration[0])
 
 
 def latest_version(database: Database) -> int:
-    return max(version for version, _, _ in migrations(database))
+    return migrations(database)[-1][0]
 
 
 def applied_version(connection: Connection) -> int | None:
@@ -230,6 +247,7 @@ def upgrade(database: Database, *, target: int | None = None) -> list[str]:
     Concurrent upgrades (two first runs on an empty database) apply each migration once: on
     PostgreSQL they queue on an advisory lock, on SQLite on the write lock.
     """
+    shipped = migrations(database)  # before anything is created: none found refuses
     applied: list[str] = []
     with reachable(database), database.engine.connect() as connection:
         with _upgrade_lock(database, connection):
@@ -237,7 +255,7 @@ def upgrade(database: Database, *, target: int | None = None) -> list[str]:
                 connection.execute(sa.text(
                     "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, "
                     "name text NOT NULL, applied_at text NOT NULL)"))
-            for version, name, path in migrations(database):
+            for version, name, path in shipped:
                 if target is not None and version > target:
                     break
                 with write_transaction(connection):
@@ -252,7 +270,7 @@ def upgrade(database: Database, *, target: int | None = None) -> list[str]:
     return applied
 
 
-def _apply(database: Database, connection: Connection, name: str, path: Path) -> None:
+def _apply(database: Database, connection: Connection, name: str, path: Traversable) -> None:
     try:
         for statement in split_statements(path.read_text(encoding="utf-8")):
             connection.exec_driver_sql(statement)
@@ -302,12 +320,12 @@ def split_statements(script: str) -> list[str]:
 
 def ensure_schema(database: Database) -> None:
     """Create the schema in an empty database; refuse one older or newer than this code."""
+    latest = latest_version(database)  # first: an install without migrations checks nothing
     with reachable(database), database.engine.connect() as connection:
         version = applied_version(connection)
     if version is None:
         upgrade(database)
         return
-    latest = latest_version(database)
     if version < latest:
         raise SchemaOutdated(
             f"database {database.shown_url} has schema version {version}, this recon needs "

@@ -17,11 +17,29 @@ from tests.integration.helpers import (DAYS, expected_exit_code, query, recon, r
 
 DAY = DAYS[1]
 
+# What this release ships, written out: a test comparing against what the code found would pass
+# with none found (an installed wheel once shipped no migrations and said "up to date").
+SHIPPED_MIGRATIONS = {
+    "postgresql": ["001_initial", "002_analyst_views", "003_latest_runs_and_repeat_failures",
+                   "004_lighter_outcome_writes", "005_outcomes_partitioned_by_date",
+                   "006_outcome_key_leads_with_loan"],
+    "sqlite": ["001_initial", "002_analyst_views", "003_latest_runs_and_repeat_failures",
+               "004_lighter_outcome_writes"],
+}
+
 
 def migration_names(database_url: str) -> list[str]:
+    return SHIPPED_MIGRATIONS["postgresql" if database_url.startswith("postgres") else "sqlite"]
+
+
+def latest_shipped_version(database_url: str) -> int:
+    return int(migration_names(database_url)[-1][:3])
+
+
+def test_the_code_finds_exactly_the_shipped_migrations(database_url):
     database = db.connect(database_url)
     try:
-        return [name for _, name, _ in db.migrations(database)]
+        assert [name for _, name, _ in db.migrations(database)] == migration_names(database_url)
     finally:
         database.dispose()
 
@@ -74,7 +92,7 @@ def test_run_refuses_a_schema_newer_than_this_recon(database_url, tmp_path):
     # A newer release migrated the database (then it was rolled back, or another host still
     # runs this one): writing with this release's idea of the tables could fail halfway.
     assert recon("db", "upgrade", "--db", database_url, cwd=tmp_path).returncode == 0
-    newer = len(migration_names(database_url)) + 1
+    newer = latest_shipped_version(database_url) + 1
     database = db.connect(database_url)
     try:
         with database.engine.begin() as connection:
@@ -90,6 +108,27 @@ def test_run_refuses_a_schema_newer_than_this_recon(database_url, tmp_path):
     assert f"schema version {newer}, newer than this recon's {newer - 1}" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
     assert runs(database_url, DAY) == []
+
+
+def test_without_shipped_migrations_upgrade_and_run_refuse_and_create_nothing(
+        database_url, tmp_path, monkeypatch):
+    empty = tmp_path / "sql"
+    (empty / "postgresql").mkdir(parents=True)
+    (empty / "sqlite").mkdir()
+    monkeypatch.setattr(db, "MIGRATIONS", empty)
+    database = db.connect(database_url)
+    try:
+        with pytest.raises(ReconError) as upgrade_refused:
+            db.upgrade(database)
+        with pytest.raises(ReconError) as check_refused:
+            db.ensure_schema(database)
+        assert not sa.inspect(database.engine).get_table_names()
+    finally:
+        database.dispose()
+    for refusal in (upgrade_refused.value, check_refused.value):
+        assert refusal.exit_code == 5
+        assert "no schema migrations found" in str(refusal)
+        assert "installation is incomplete" in str(refusal)
 
 
 def test_first_run_creates_the_schema_of_an_empty_database(database_url, tmp_path):
@@ -114,18 +153,18 @@ def test_a_failing_migration_is_applied_all_or_nothing(database_url, tmp_path, m
     database = db.connect(database_url)
     dialect = "postgresql" if database.is_postgres else "sqlite"
     sql_dir = tmp_path / "sql"
-    shutil.copytree(db.SQL_DIR, sql_dir)
+    shutil.copytree(str(db.MIGRATIONS), sql_dir)
     (sql_dir / dialect / "999_broken.sql").write_text(
         "CREATE TABLE half_done (x integer);\n"
         "CREATE INDEX half_done_x ON half_done (x);\n"
         "THIS IS NOT SQL;\n", encoding="utf-8")
-    monkeypatch.setattr(db, "SQL_DIR", sql_dir)
+    monkeypatch.setattr(db, "MIGRATIONS", sql_dir)
     try:
         with pytest.raises(ReconError) as failure:
             db.upgrade(database)
         assert "999_broken" in str(failure.value)
         assert not sa.inspect(database.engine).has_table("half_done")
-        assert applied(database_url) == migration_names(database_url)[:-1]
+        assert applied(database_url) == migration_names(database_url)  # all but 999_broken
 
         (sql_dir / dialect / "999_broken.sql").write_text(
             "CREATE TABLE half_done (x integer);\n", encoding="utf-8")

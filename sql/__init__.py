@@ -1,0 +1,1 @@
+"""recon's schema migrations, one folder per dialect, shipped inside the package as `recon.sql`."""
