@@ -41,13 +41,37 @@ def parse_date(_ctx, param, value: str | None) -> dt.date | None:
         raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
 
 
+class SettingRefused(click.ClickException):
+    """A setting (option or RECON_* variable) that cannot be used: one line, exit 2."""
+
+    exit_code = ExitCode.USAGE
+
+    def show(self, file=None) -> None:
+        click.echo(f"recon: {self.format_message()}", err=True)
+
+
 def build_settings(**options) -> Settings:
     given = {key: value for key, value in options.items() if value is not None}
     try:
         return Settings(**given)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise click.UsageError(f"invalid setting: {problems}") from None
+        problems = "; ".join(f"{_setting_name(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                             for e in exc.errors())
+        raise SettingRefused(f"invalid setting: {problems}") from None
+
+
+def refuse_unusable_database(settings: Settings) -> None:
+    """A database URL recon cannot use is a usage error said once, not once per date."""
+    try:
+        db.refuse_unusable(db.normalise_url(settings.database_url))
+    except ReconError as error:
+        raise SettingRefused(str(error)) from None
+
+
+def _setting_name(location: tuple) -> str:
+    """`timezone` -> `RECON_TIMEZONE`, the name an operator set it by (or its option)."""
+    field = ".".join(map(str, location))
+    return f"{field} (RECON_{field.upper()})" if field else "settings"
 
 
 def log_options(command):
@@ -107,6 +131,7 @@ def run_command(date_, date_from, date_to, jobs, log_format, log_file, verbose,
     """
     log_setup = setup_logging(log_format, log_file, verbose)
     settings = build_settings(**options)
+    refuse_unusable_database(settings)
     dates = dates_to_run(date_, date_from, date_to, settings)
     with logs.progress(f"recon {dates[0]}..{dates[-1]}", len(dates),
                        shown=len(dates) > 1) as dates_bar:

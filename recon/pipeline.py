@@ -142,8 +142,7 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap,
     with _side_thread(settings) as side:
         # D's stored outcomes, before write_results replaces them: the date lock is held, so
         # they are those of the previous completed run. Compared with the new ones below.
-        previous_job = (_Inline() if database.is_private_memory else side).submit(
-            db.read_outcomes, database, day)
+        previous_job = side.submit(db.read_outcomes, database, day)
         with (phases("load", business_date, run_id),
               logs.loading(settings.inbox / day, f"{day} loading")):
             inputs = load_day(business_date, settings, codes)

@@ -112,11 +112,6 @@ class Database:
         return "postgresql" if self.is_postgres else "sqlite"
 
     @property
-    def is_private_memory(self) -> bool:
-        """An in-memory SQLite database: it lives in one connection, so in one thread."""
-        return not self.is_postgres and self.url.database in (None, "", ":memory:")
-
-    @property
     def shown_url(self) -> str:
         return safe_url_text(self.url)
 
@@ -124,12 +119,21 @@ class Database:
         self.engine.dispose()
 
 
+SUPPORTED_BACKENDS = ("postgresql", "sqlite")
+
+
 def connect(url: str) -> Database:
     parsed = normalise_url(url)
+    refuse_unusable(parsed)
     try:
         engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=_connect_args(parsed))
     except (NoSuchModuleError, ArgumentError) as exc:
         raise UsageError(f"unsupported database URL {safe_url_text(parsed)}: {exc}") from exc
+    except ImportError as exc:  # the dialect exists but its driver is not installed
+        raise UsageError(f"database URL {safe_url_text(parsed)} needs the driver "
+                         f"{exc.name or exc}, which is not installed",
+                         next_step="use postgresql://... (driven by psycopg2) or sqlite:///FILE"
+                         ) from None
     if parsed.get_backend_name() == "sqlite":
         _sqlite_transactions(engine)
     database = Database(parsed, engine)
@@ -137,6 +141,31 @@ def connect(url: str) -> Database:
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
     return database
+
+
+def refuse_unusable(url: sa.URL) -> None:
+    """Refuse (usage error) a database recon has no schema for, or one that keeps nothing.
+
+    An in-memory SQLite database (`sqlite://`, `sqlite:///` -- an unset variable in a URL --,
+    `:memory:`, `mode=memory`) would take the night's results and lose them when the run ends,
+    while the run says "done".
+    """
+    backend = url.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise UsageError(f"database URL {safe_url_text(url)}: recon writes to PostgreSQL or "
+                         f"SQLite, not {backend}",
+                         next_step="use postgresql://user@host/db or sqlite:///FILE")
+    if backend == "sqlite" and _in_memory(url):
+        raise UsageError(f"database URL {safe_url_text(url)} is an in-memory SQLite database: "
+                         f"the results would be lost when the run ends",
+                         next_step="name a database file, e.g. sqlite:///recon.db (is a "
+                                   "variable in the URL unset?)")
+
+
+def _in_memory(url: sa.URL) -> bool:
+    database = (url.database or "").strip()
+    return (database in ("", ":memory:") or database.startswith("file::memory:")
+            or "mode=memory" in database or url.query.get("mode") == "memory")
 
 
 def _connect_args(url: sa.URL) -> dict:
@@ -404,10 +433,6 @@ def _postgres_date_lock(database: Database, business_date: str, wait_seconds: fl
 
 @contextmanager
 def _file_date_lock(database: Database, business_date: str, wait_seconds: float):
-    database_path = database.url.database
-    if not database_path or database_path == ":memory:":
-        yield  # a private in-memory database has no second writer
-        return
     lock_path = _lock_file(database, business_date)
     handle = open(lock_path, "a+")
     try:

@@ -81,18 +81,6 @@ def test_a_broken_file_is_named_before_a_missing_file_that_comes_after_it(tmp_pa
     assert refusal.value.file == "bindings.csv"
 
 
-def test_an_in_memory_database_works_with_several_threads(tmp_path):
-    # sqlite:// lives in one connection: the side thread must not open a second, empty one.
-    results = []
-    for threads in (1, 2):
-        settings = Settings(inbox=FIXTURES / "inbox", out=tmp_path / f"out{threads}",
-                            threads=threads, database_url="sqlite://")
-        report = pipeline.run(dt.date.fromisoformat(DAY), settings)
-        results.append((report.exit_code, report.status_counts, report.cause_counts))
-    assert results[0] == results[1]
-    assert results[0][0] in (0, 4)
-
-
 def test_the_stored_counts_time_every_step(tmp_path):
     pipeline.run(dt.date.fromisoformat(DAY), settings_for(tmp_path, 2))
     with sqlite3.connect(tmp_path / "recon.db") as connection:
