@@ -11,14 +11,15 @@ import fcntl
 import importlib.resources
 import io
 import json
+import logging
 import os
 import re
 import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
@@ -120,6 +121,7 @@ class Database:
 
 
 SUPPORTED_BACKENDS = ("postgresql", "sqlite")
+log = logging.getLogger("recon")
 
 
 def connect(url: str) -> Database:
@@ -398,6 +400,14 @@ def _date_locked(database: Database, business_date: str, wait_seconds: float) ->
                       next_step="let it finish, or rerun with --wait SECONDS")
 
 
+def _say_waiting(database: Database, business_date: str, wait_seconds: float, *,
+                 first: bool) -> None:
+    if first:  # once per wait, naming whom we wait for
+        log.info("business date %s is held by another run (%s); waiting up to %gs",
+                 business_date, holder(database, business_date), wait_seconds,
+                 extra={"business_date": business_date, "step": "lock_wait"})
+
+
 @contextmanager
 def _postgres_date_lock(database: Database, business_date: str, wait_seconds: float):
     # A session-level advisory lock on a connection of its own: it outlives the write
@@ -405,6 +415,7 @@ def _postgres_date_lock(database: Database, business_date: str, wait_seconds: fl
     key = _date_lock_key(business_date)
     with reachable(database), database.engine.connect() as connection:
         deadline = time.monotonic() + wait_seconds
+        waiting = False
         while True:
             got = connection.execute(sa.text("SELECT pg_try_advisory_lock(:ns, :key)"),
                                      {"ns": LOCK_NAMESPACE, "key": key}).scalar()
@@ -413,6 +424,8 @@ def _postgres_date_lock(database: Database, business_date: str, wait_seconds: fl
                 break
             if time.monotonic() >= deadline:
                 raise _date_locked(database, business_date, wait_seconds)
+            _say_waiting(database, business_date, wait_seconds, first=not waiting)
+            waiting = True
             time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
         connection.execute(sa.text("SELECT set_config('application_name', :tag, false)"),
                            {"tag": _holder_tag()})
@@ -437,6 +450,7 @@ def _file_date_lock(database: Database, business_date: str, wait_seconds: float)
     handle = open(lock_path, "a+")
     try:
         deadline = time.monotonic() + wait_seconds
+        waiting = False
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -444,7 +458,9 @@ def _file_date_lock(database: Database, business_date: str, wait_seconds: float)
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise _date_locked(database, business_date, wait_seconds) from None
-                time.sleep(0.1)
+                _say_waiting(database, business_date, wait_seconds, first=not waiting)
+                waiting = True
+                time.sleep(min(0.1, max(0.01, deadline - time.monotonic())))
         handle.seek(0)
         handle.truncate()
         handle.write(_holder_tag() + "\n")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -124,6 +126,31 @@ def start_recon_run(day: str, url: str, work: Path, *extra: str) -> subprocess.P
          str(FIXTURES / "inbox"), "--out", str(work / "out"), "--db", url, *extra],
         cwd=work, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=subprocess_env())
+
+
+def wait_for_stderr_line(process: subprocess.Popen, text: str, timeout: float = 60) -> str:
+    """Read `process`' stderr until a line holding `text` (returned); AssertionError if the
+    process ends or `timeout` passes first. Lines read are kept in `process.stderr_seen`."""
+    lines: queue.Queue = queue.Queue()
+
+    def pump() -> None:
+        for line in process.stderr:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen = process.stderr_seen = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"no stderr line with {text!r} in {timeout}s: {seen}") from None
+        if line is None:
+            raise AssertionError(f"process ended without a line with {text!r}: {seen}")
+        seen.append(line)
+        if text in line:
+            return line
 
 
 class HeldRun:

@@ -4,11 +4,14 @@ same D never both write. On PostgreSQL (advisory lock) and on the SQLite default
 from __future__ import annotations
 
 import datetime as dt
-import time
 
+import pytest
+
+from recon.errors import DateLocked
 from recon.sinks import database as db
 from tests.integration.helpers import (DAYS, HeldRun, expected_exit_code, expected_outcomes,
-                                       recon_run, runs, snapshot, start_recon_run)
+                                       recon_run, runs, snapshot, start_recon_run,
+                                       wait_for_stderr_line)
 
 DAY = DAYS[1]
 
@@ -64,52 +67,96 @@ def test_second_run_of_a_held_date_exits_5_naming_the_holder(database_url, tmp_p
     assert code == expected_exit_code(DAY), err
 
 
-def test_wait_gives_up_after_the_given_seconds_with_exit_5(database_url, tmp_path):
-    held = HeldRun(DAY, database_url, tmp_path)
+class FakeClock:
+    """Stands in for the `time` module inside recon.sinks.database: sleeping advances it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_wait_retries_until_the_given_seconds_then_gives_up_with_exit_5(database_url,
+                                                                        monkeypatch):
+    database = db.connect(database_url)
     try:
-        held.wait_until_holding()
-        started = time.monotonic()
-        refused = recon_run(DAY, database_url, tmp_path, "--wait", "2")
-        waited = time.monotonic() - started
+        db.ensure_schema(database)
+        with db.date_lock(database, DAY):  # held by "another run" (its own connection or file)
+            clock = FakeClock()
+            monkeypatch.setattr(db, "time", clock)
+            with pytest.raises(DateLocked) as refused:
+                with db.date_lock(database, DAY, wait_seconds=2):
+                    raise AssertionError("took a lock that is held")
+            monkeypatch.undo()
     finally:
-        held.release()
-    assert refused.returncode == 5, refused.stderr
-    assert "held by another run" in refused.stderr and "after waiting 2s" in refused.stderr
-    assert waited >= 2
+        database.dispose()
+    assert refused.value.exit_code == 5
+    assert "held by another run" in str(refused.value)
+    assert "after waiting 2s" in str(refused.value)
+    assert len(clock.sleeps) > 1  # it tried again, more than once ...
+    assert 1.999 <= sum(clock.sleeps) < 2.6  # ... for as long as it was told, no longer
 
 
 def test_run_with_wait_runs_after_the_holder_finishes(database_url, tmp_path):
     held = HeldRun(DAY, database_url, tmp_path)
     held.wait_until_holding()
-    waiting = start_recon_run(DAY, database_url, tmp_path, "--wait", "60")
-    time.sleep(2)
-    assert waiting.poll() is None, "the waiting run did not wait"
+    waiting = start_recon_run(DAY, database_url, tmp_path, "--wait", "60", "-v")
+    try:
+        said = wait_for_stderr_line(waiting, "is held by another run")
+    except BaseException:
+        waiting.kill()
+        held.kill()
+        raise
+    assert "waiting up to 60s" in said
 
-    released_at = dt.datetime.now(dt.timezone.utc)
     held_code, _, held_err = held.release()
     out, err = waiting.communicate(timeout=60)
 
     assert held_code == expected_exit_code(DAY), held_err
     assert waiting.returncode == expected_exit_code(DAY), err
     first, second = runs(database_url, DAY)
-    assert as_utc(second.started_at) >= released_at  # it started only once the holder let go
+    assert first.ended_at is not None
+    assert as_utc(second.started_at) >= as_utc(first.ended_at)  # only once the holder let go
     stored = snapshot(database_url, DAY)
     assert len(stored["installment_outcomes"]) == len(expected_outcomes(DAY))
     assert {row["run_id"] for row in stored["installment_outcomes"]} == {second.run_id}
 
 
-def test_different_dates_do_not_block_each_other(database_url, tmp_path):
-    held = HeldRun(DAY, database_url, tmp_path)
+def test_locks_of_different_dates_are_independent_and_of_one_date_exclusive(database_url):
+    database = db.connect(database_url)
+    try:
+        db.ensure_schema(database)
+        with db.date_lock(database, DAY):
+            with db.date_lock(database, DAYS[0]):  # another date: taken while D is held
+                with pytest.raises(DateLocked):
+                    with db.date_lock(database, DAY):
+                        raise AssertionError("took a lock that is held")
+                with pytest.raises(DateLocked):
+                    with db.date_lock(database, DAYS[0]):
+                        raise AssertionError("took a lock that is held")
+    finally:
+        database.dispose()
+
+
+@pytest.mark.postgres
+def test_a_run_of_another_date_finishes_while_one_date_is_held(postgres_url, tmp_path):
+    # PostgreSQL writes dates side by side (SQLite has one writer per file, so there the other
+    # date's write waits for the held commit: the lock-level test above covers it).
+    held = HeldRun(DAY, postgres_url, tmp_path)
     held.wait_until_holding()
-    other = start_recon_run(DAYS[0], database_url, tmp_path)
-    if database_url.startswith("sqlite"):
-        # SQLite has one writer per file: the other date's write waits for the held commit.
-        held.release()
-        out, err = other.communicate(timeout=60)
-    else:
-        out, err = other.communicate(timeout=60)
-        held.release()
-    assert other.returncode == expected_exit_code(DAYS[0]), err
+    try:
+        other = recon_run(DAYS[0], postgres_url, tmp_path)
+        assert other.returncode == expected_exit_code(DAYS[0]), other.stderr
+        assert held.process.poll() is None  # still holding D while the other date finished
+    finally:
+        held_code, _, held_err = held.release()
+    assert held_code == expected_exit_code(DAY), held_err
 
 
 def test_date_lock_is_released_when_the_holder_ends(database_url):
