@@ -6,41 +6,40 @@ to `--log-file`:
 - stderr gets every step (INFO) when it is a terminal or with `-v`; otherwise (cron, a pipe) only
   warnings and errors.
 - `--log-file PATH` gets every step whatever the terminal; it is reopened if logrotate moves it.
-- `--log-format text` (default) is one readable line per record:
-  `2026-11-28 00:10:03 INFO  [2026-11-27 run 3f2a9c01d4e5f6a7] load done in 0.12s`;
-  `--log-format json` is one JSON object per line with `ts` (ISO 8601 with offset), `level`,
-  `run_id`, `business_date` and `message`, plus `step`/`seconds` where a step reports them and
-  `exc` for a traceback.
+- `--log-format text` (default) is one readable line per record, its time with its UTC offset:
+  `2026-11-28 00:10:03+08:00 INFO  [2026-11-27 run 3f2a9c01d4e5f6a7] load done in 0.12s`;
+  `--log-format json` is one JSON object per line (python-json-logger) with `ts` (ISO 8601 with
+  offset), `level`, `run_id`, `business_date` and `message`, plus `step`/`seconds` where a step
+  reports them and `exc` for a traceback.
 
-Progress bars are drawn on stderr only when it is a terminal, and never by `--jobs` workers (the
-parent process owns the terminal). Log lines and summaries printed while a bar is shown are
-written above it: the bar is cleared, the line printed, the bar redrawn.
+Progress bars (rich's progress display) are drawn on stderr only when it is a terminal, and never
+by `--jobs` workers (the parent process owns the terminal). Log lines and summaries printed while a
+bar is shown are written above it. Card numbers are masked in every line.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import io
-import json
 import logging
 import logging.handlers
-import os
-import shutil
 import sys
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, TextIO
+
+from pythonjsonlogger.json import JsonFormatter as _LibraryJsonFormatter
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress as _Display, TaskID,
+                           TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+from rich.text import Text
 
 from recon.sinks.safety import mask_cards_in_text
 
 LOGGER_NAME = "recon"
 FORMATS = ("text", "json")
 CONTEXT_FIELDS = ("run_id", "business_date")
-STEP_FIELDS = ("step", "seconds")
-CLEAR_LINE = "\r\x1b[K"
 
 
 @dataclass(frozen=True)
@@ -57,11 +56,17 @@ def _context(record: logging.LogRecord) -> dict:
     return {name: getattr(record, name, None) or None for name in CONTEXT_FIELDS}
 
 
+def _local_time(record: logging.LogRecord) -> dt.datetime:
+    """The record's moment in the server's zone, carrying its UTC offset."""
+    return dt.datetime.fromtimestamp(record.created).astimezone()
+
+
 class TextFormatter(logging.Formatter):
-    """`2026-11-28 00:10:03 INFO  [2026-11-27 run 3f2a...] message` (context only when known)."""
+    """`2026-11-28 00:10:03+08:00 INFO  [2026-11-27 run 3f2a...] message` (context only when
+    known)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        when = dt.datetime.fromtimestamp(record.created).strftime("%Y-%m-%d %H:%M:%S")
+        when = _local_time(record).isoformat(sep=" ", timespec="seconds")
         context = _context(record)
         where = " ".join(part for part in (
             context["business_date"],
@@ -73,25 +78,29 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line for log shippers; the message never spans lines."""
+class JsonFormatter(_LibraryJsonFormatter):
+    """One JSON object per line for log shippers (python-json-logger); the message never spans
+    lines, card numbers are masked, Chinese stays readable."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": dt.datetime.fromtimestamp(record.created).astimezone().isoformat(
-                timespec="milliseconds"),
-            "level": record.levelname,
-            **_context(record),
-            "message": mask_cards_in_text(record.getMessage()),
-            "logger": record.name,
-            "pid": record.process,
-        }
-        for name in STEP_FIELDS:
-            if hasattr(record, name):
-                entry[name] = getattr(record, name)
-        if record.exc_info:
-            entry["exc"] = mask_cards_in_text(self.formatException(record.exc_info))
-        return json.dumps(entry, ensure_ascii=False, default=str)
+    def __init__(self) -> None:
+        super().__init__(
+            ["levelname", "message", "name", "process"],
+            rename_fields={"levelname": "level", "name": "logger", "process": "pid",
+                           "exc_info": "exc"},
+            defaults={name: None for name in CONTEXT_FIELDS},
+            json_ensure_ascii=False, json_default=str)
+
+    def add_fields(self, log_data: dict, record: logging.LogRecord, message_dict: dict) -> None:
+        log_data["ts"] = _local_time(record).isoformat(timespec="milliseconds")
+        super().add_fields(log_data, record, message_dict)
+        for name in CONTEXT_FIELDS:
+            log_data[name] = log_data.get(name) or None
+
+    def process_log_record(self, log_data: dict) -> dict:
+        for name in ("message", "exc"):
+            if isinstance(log_data.get(name), str):
+                log_data[name] = mask_cards_in_text(log_data[name])
+        return log_data
 
 
 def formatter(log_format: str) -> logging.Formatter:
@@ -104,8 +113,14 @@ class _ConsoleHandler(logging.StreamHandler):
     """stderr handler that writes above a progress bar instead of through it."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        with _above_progress():
-            super().emit(record)
+        with _lock:
+            if _display is None:
+                super().emit(record)
+                return
+            try:
+                _display.console.print(Text(self.format(record)), soft_wrap=True)
+            except Exception:  # noqa: BLE001 - as logging.StreamHandler does
+                self.handleError(record)
 
 
 def is_terminal(stream: TextIO | None) -> bool:
@@ -115,8 +130,8 @@ def is_terminal(stream: TextIO | None) -> bool:
         return False
 
 
-_console: TextIO | None = None  # where bars are drawn; None while progress is off
-_bars: list["Progress"] = []
+_console: Console | None = None  # the terminal bars are drawn on; None while progress is off
+_display: _Display | None = None  # rich's live display, while any bar is shown
 _lock = threading.RLock()
 
 
@@ -141,7 +156,8 @@ def configure(options: LogOptions, stream: TextIO | None = None) -> None:
         old.close()
     logger.handlers[:] = handlers
     logger.setLevel(logging.INFO)
-    _console = stream if options.progress and on_terminal else None
+    _console = Console(file=stream, force_terminal=True, highlight=False) \
+        if options.progress and on_terminal else None
 
 
 # --- progress ---------------------------------------------------------------------------------
@@ -154,105 +170,63 @@ def _size(amount: float) -> str:
     return f"{amount:.1f} GB"  # pragma: no cover
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
-def _columns(stream: TextIO | None) -> int:
-    """Width of the terminal the bar is drawn on (stderr's, not stdout's)."""
-    try:
-        columns = os.get_terminal_size(stream.fileno()).columns
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        columns = 0
-    return columns or shutil.get_terminal_size((100, 20)).columns
+def _new_display(console: Console) -> _Display:
+    # Redrawn when a bar moves (and by `loading`'s timer), not by rich's own refresh thread, so
+    # what is drawn follows the work; transient: the finished display leaves no trace.
+    return _Display(
+        TextColumn("{task.description}"), BarColumn(bar_width=30), TaskProgressColumn(),
+        MofNCompleteColumn(), TimeRemainingColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[item]}"),
+        console=console, auto_refresh=False, transient=True, redirect_stdout=False,
+        redirect_stderr=False)
 
 
 class Progress:
-    """A one-line bar: `label [#####     ]  45%  3/7  eta 12s  item`. Draws nothing when off.
+    """One bar: `label ━━━━━━━━       45% 3/7 0:00:12 0:00:05 item`, or, with `total` 0 (the
+    amount of work unknown), a pulsing bar and the elapsed time. Inert when not shown."""
 
-    With `total` 0 the amount of work is unknown: `label  12s ...` instead.
-    """
-
-    def __init__(self, label: str, total: int, stream: TextIO | None, *, width: int = 30) -> None:
-        self.label = label
-        self.total = max(total, 0)
-        self.stream = stream
-        self.width = width
-        self.done = 0
-        self.item = ""
-        self.started = time.monotonic()
+    def __init__(self, task: TaskID | None) -> None:
+        self.task = task
 
     @property
     def shown(self) -> bool:
-        return self.stream is not None
+        return self.task is not None
 
     def advance(self, amount: int = 1, item: str = "") -> None:
         with _lock:
-            self.done = min(self.total, self.done + amount) if self.total else self.done + amount
-            self.item = item or self.item
-            if _bars and _bars[-1] is self:
-                self.draw()
-
-    def line(self) -> str:
-        elapsed = time.monotonic() - self.started
-        if not self.total:  # no measure of the work: show that it is alive, and for how long
-            dots = "." * (int(elapsed * 2) % 4)
-            return f"{self.label}  {_duration(elapsed)} {dots}"
-        share = self.done / self.total
-        filled = int(round(share * self.width))
-        text = (f"{self.label} [{'#' * filled}{' ' * (self.width - filled)}] {share:4.0%}  "
-                f"{self.done:,}/{self.total:,}")
-        if 0 < self.done < self.total and elapsed >= 1:
-            text += f"  eta {_duration(elapsed / self.done * (self.total - self.done))}"
-        if self.item:
-            text += f"  {self.item}"
-        return text[: max(_columns(self.stream) - 1, 20)]
-
-    def draw(self) -> None:
-        if self.stream is not None:
-            self.stream.write(CLEAR_LINE + self.line())
-            self.stream.flush()
-
-    def clear(self) -> None:
-        if self.stream is not None:
-            self.stream.write(CLEAR_LINE)
-            self.stream.flush()
+            if self.task is None or _display is None:
+                return
+            fields = {"item": item} if item else {}
+            _display.update(self.task, advance=amount, **fields)
+            _display.refresh()
 
 
 @contextmanager
 def progress(label: str, total: int, *, shown: bool = True) -> Iterator[Progress]:
     """A bar on the terminal for the duration of the block; inert off a terminal or if not shown.
 
-    Bars nest: only the innermost is drawn, and the outer one comes back when it ends.
+    Bars nest: an inner one is drawn below the outer one, and goes when its block ends.
     """
-    bar = Progress(label, total, _console if shown else None)
+    global _display
+    if _console is None or not shown:
+        yield Progress(None)
+        return
     with _lock:
-        if _bars:
-            _bars[-1].clear()
-        _bars.append(bar)
-        bar.draw()
+        if _display is None:
+            _display = _new_display(_console)
+            _display.start()
+        task = _display.add_task(label, total=total or None, item="")
+        _display.refresh()
     try:
-        yield bar
+        yield Progress(task)
     finally:
         with _lock:
-            bar.clear()
-            _bars.remove(bar)
-            if _bars:
-                _bars[-1].draw()
-
-
-@contextmanager
-def _above_progress() -> Iterator[None]:
-    with _lock:
-        bar = _bars[-1] if _bars else None
-        if bar is not None:
-            bar.clear()
-        try:
-            yield
-        finally:
-            if bar is not None:
-                bar.draw()
+            _display.remove_task(task)
+            if _display.tasks:
+                _display.refresh()
+            else:
+                _display.stop()
+                _display = None
 
 
 LOADING_DISPLAY_MIN_BYTES = 16 * 1024**2  # smaller days load in a blink: no display
@@ -267,22 +241,23 @@ def folder_bytes(folder: Path) -> int:
 
 @contextmanager
 def loading(folder: Path, label: str, *, tick_seconds: float = 0.25) -> Iterator[None]:
-    """While the block reads `folder`, show `label <size>  <elapsed>` on the terminal.
+    """While the block reads `folder`, show `label <size>` and the elapsed time on the terminal.
 
-    The loader reports no per-file progress, so this is an activity display (size and elapsed
-    time, redrawn by a timer thread), shown only for folders of LOADING_DISPLAY_MIN_BYTES or more.
+    The loader reports no per-file progress, so this is an activity display (a pulsing bar and
+    the elapsed time, redrawn by a timer thread), shown only for folders of
+    LOADING_DISPLAY_MIN_BYTES or more.
     """
     size = folder_bytes(folder) if _console is not None else 0
     if size < LOADING_DISPLAY_MIN_BYTES:
         yield
         return
     stop = threading.Event()
-    with progress(f"{label} {_size(size)}", 0) as bar:
+    with progress(f"{label} {_size(size)}", 0):
         def tick() -> None:
             while not stop.wait(tick_seconds):
                 with _lock:
-                    if _bars and _bars[-1] is bar:
-                        bar.draw()
+                    if _display is not None:
+                        _display.refresh()
 
         ticker = threading.Thread(target=tick, name="recon-loading-display", daemon=True)
         ticker.start()
@@ -297,6 +272,11 @@ def echo(text: str, *, err: bool = False) -> None:
     """Print a line to stdout (or stderr) above any progress bar."""
     import click
 
-    with _above_progress():
+    stream = sys.stderr if err else sys.stdout
+    with _lock:
+        if _display is not None and (err or is_terminal(stream)):
+            # The bar's terminal: printed through the display, above the bar.
+            _display.console.print(Text(text), soft_wrap=True)
+            return
         click.echo(text, err=err)
-        (sys.stderr if err else sys.stdout).flush()
+        stream.flush()

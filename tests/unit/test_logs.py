@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import json
 import logging
+import re
 
 import pytest
 
@@ -62,6 +63,25 @@ def test_text_lines_name_the_business_date_and_run():
     assert line.endswith("INFO  [2026-11-27 run 3f2a9c01d4e5f6a7] classify done in 0.07s")
 
 
+def test_text_lines_carry_their_time_with_its_utc_offset():
+    stream = io.StringIO()
+    log_to(stream, verbose=True).info("step", extra=CONTEXT)
+    when = dt.datetime.fromisoformat(stream.getvalue().split(" INFO ", 1)[0])
+    assert when.utcoffset() is not None
+    assert abs(when - dt.datetime.now(dt.timezone.utc)) < dt.timedelta(minutes=5)
+
+
+def test_json_lines_keep_chinese_readable_and_hold_the_step_fields():
+    stream = io.StringIO()
+    log_to(stream, format="json", verbose=True).info(
+        "回盘文件未到", extra={**CONTEXT, "step": "load", "seconds": 1.25})
+    line = stream.getvalue().strip()
+    assert "回盘文件未到" in line
+    entry = json.loads(line)
+    assert {"ts", "level", "run_id", "business_date", "message", "logger", "pid", "step",
+            "seconds"} <= set(entry)
+
+
 def test_card_numbers_are_masked_in_log_lines():
     stream = io.StringIO()
     log_to(stream, format="json").error("bad value 6222020200112233446 in line 4")
@@ -100,6 +120,14 @@ def test_an_unknown_format_is_refused():
 
 # --- progress ---------------------------------------------------------------------------------
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def screen(terminal: Terminal) -> str:
+    """What the terminal was sent, without colours and cursor moves."""
+    return ANSI.sub("", terminal.getvalue())
+
+
 def test_no_bar_is_drawn_off_a_terminal():
     stream = io.StringIO()
     log_to(stream)
@@ -113,8 +141,9 @@ def test_a_bar_is_drawn_on_a_terminal_and_cleared_at_the_end():
     log_to(terminal)
     with logs.progress("dates", 4) as bar:
         bar.advance(1, "2026-11-27 done")
-        assert " 25%  1/4  2026-11-27 done" in terminal.getvalue()
-    assert terminal.getvalue().endswith(logs.CLEAR_LINE)
+        assert re.search(r"dates \S+ +25% 1/4 .*2026-11-27 done", screen(terminal))
+    # The display is transient: its last act is to erase itself and show the cursor again.
+    assert terminal.getvalue().rstrip("\r").endswith("\x1b[2K\x1b[?25h")
 
 
 def test_a_bar_that_is_not_shown_draws_nothing_even_on_a_terminal():
@@ -138,22 +167,25 @@ def test_a_log_line_is_written_above_the_bar_which_is_then_redrawn():
     log = log_to(terminal)
     with logs.progress("dates", 2) as bar:
         bar.advance(1)
-        before = len(terminal.getvalue())
+        before = len(screen(terminal))
         log.info("load done", extra=CONTEXT)
-        written = terminal.getvalue()[before:]
-    assert written.startswith(logs.CLEAR_LINE)
-    line, redrawn = written[len(logs.CLEAR_LINE):].split("\n", 1)
-    assert line.endswith("load done")
-    assert redrawn.startswith(logs.CLEAR_LINE + "dates [")
+        written = screen(terminal)[before:]
+    line, redrawn = written.lstrip("\r").split("\n", 1)
+    assert line.endswith("] load done")
+    assert redrawn.startswith("dates ")  # the bar again, below the line
 
 
-def test_nested_bars_draw_the_inner_one_then_bring_back_the_outer():
+def test_nested_bars_draw_the_inner_one_below_the_outer_then_drop_it():
     terminal = Terminal()
     log_to(terminal)
+
+    def last_frame() -> list[str]:
+        return [line.split(" ", 1)[0] for line in screen(terminal).rsplit("\r", 1)[1].split("\n")]
+
     with logs.progress("dates", 2):
         with logs.progress("inner", 0):
-            assert terminal.getvalue().rsplit(logs.CLEAR_LINE, 1)[1].startswith("inner  0s")
-        assert terminal.getvalue().rsplit(logs.CLEAR_LINE, 1)[1].startswith("dates [")
+            assert last_frame() == ["dates", "inner"]
+        assert last_frame() == ["dates"]
 
 
 def test_loading_a_large_folder_shows_its_size_and_elapsed_time(tmp_path, monkeypatch):
@@ -163,7 +195,7 @@ def test_loading_a_large_folder_shows_its_size_and_elapsed_time(tmp_path, monkey
     log_to(terminal)
     with logs.loading(tmp_path, "2026-11-27 loading", tick_seconds=0.01):
         pass
-    assert f"{logs.CLEAR_LINE}2026-11-27 loading 2.9 KB  0s" in terminal.getvalue()
+    assert re.search(r"2026-11-27 loading 2\.9 KB .* 0:00:00", screen(terminal)), screen(terminal)
 
 
 def test_loading_a_small_folder_shows_nothing(tmp_path):
