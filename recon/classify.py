@@ -279,6 +279,7 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
     columns = {name: installments[name] for name in KEY + ["borrower_id", "amount_due", "line"]}
     columns.update({
         "loan_code": loan_of_installment,
+        "days_past_due": days_past_due(installments, business_date),
         "amount_settled": settled,
         "amount_outstanding": due - settled,
         "status": STATUS_CODE.text(status, index),
@@ -306,6 +307,15 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
     })
     frame = pd.DataFrame(columns, index=index)
     return Decisions(frame, exceptions)
+
+
+def days_past_due(installments: pd.DataFrame, business_date: dt.date) -> np.ndarray:
+    """CONTRACT 2.1: D - due_date in days, 0 for an installment due on D (and for a frame
+    without due dates)."""
+    if "due_date" not in installments:
+        return np.zeros(len(installments), dtype=np.int64)
+    due = pd.to_datetime(installments["due_date"]).to_numpy("datetime64[D]")
+    return (np.datetime64(business_date, "D") - due).astype(np.int64)
 
 
 def _moments(ns: np.ndarray, present: np.ndarray, index: pd.Index) -> pd.Series:
@@ -548,6 +558,7 @@ def exception_report(outcomes: pd.DataFrame, business_date: dt.date, tz: ZoneInf
         "card_no_masked": rows["card_no_masked"],
         "suggested_action": cause.map({str(k): v for k, v in SUGGESTED_ACTION.items()}).fillna(""),
         "evidence": evidence(rows, due, settled, business_date, tz),
+        "days_past_due": rows["days_past_due"].astype(str),
     })
     return report.reset_index(drop=True)
 

@@ -83,7 +83,7 @@ EXCEPTIONS_COLUMNS = [
     "business_date", "loan_id", "installment_no", "borrower_id", "status", "root_cause",
     "root_cause_zh", "amount_due", "amount_settled", "amount_outstanding", "gateway",
     "response_code", "response_msg", "attempts", "last_attempt_at", "card_no_masked",
-    "suggested_action", "evidence",
+    "suggested_action", "evidence", "days_past_due",
 ]
 SETTLEMENT_EXCEPTIONS_COLUMNS = [
     "business_date", "gateway", "gateway_txn_id", "instruction_id", "amount", "kind", "detail",

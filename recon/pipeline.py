@@ -278,6 +278,8 @@ def outcome_rows(outcomes: pd.DataFrame, day: str, run_id: str) -> pd.DataFrame:
         "gateway": outcomes["gateway"],
         "response_code": outcomes["response_code"],
         "run_id": run_id,
+        "days_past_due": outcomes["days_past_due"],
+        "attempts": outcomes["attempts"],
     })
 
 

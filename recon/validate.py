@@ -162,9 +162,23 @@ def optional_timestamp(values: pd.Series, context: RuleContext) -> tuple[pd.Seri
     return parsed, ok | (values.str.len() == 0)
 
 
-def date_equal_to_business_date(values: pd.Series, context: RuleContext):
-    ok = values == context.business_date.isoformat()
-    return values, ok
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+def calendar_date(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
+    """`YYYY-MM-DD` -> a date (datetime64, midnight); anything else, 2026-02-30 included, breaks
+    the rule."""
+    text = arrow_strings(values)
+    moments = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
+    shaped = pc.match_substring_regex(text, DATE_PATTERN)
+    # strptime rolls 2026-02-30 over into March: the day it read must be the day written.
+    day_written = pc.if_else(shaped, pc.utf8_slice_codeunits(text, 8, 10), "0")
+    ok = pc.fill_null(pc.and_kleene(shaped, pc.equal(pc.day(moments), pc.cast(
+        day_written, pa.int64()))), False).to_numpy(zero_copy_only=False)
+    seconds = pc.fill_null(pc.cast(moments, pa.int64()), 0).to_numpy(zero_copy_only=False)
+    ok = ok & (seconds >= EARLIEST_SECONDS) & (seconds <= LATEST_SECONDS)
+    dates = np.where(ok, seconds * 1_000_000_000, NAT).view("datetime64[ns]")
+    return pd.Series(dates, index=values.index), pd.Series(ok, index=values.index)
 
 
 def one_of(allowed: tuple[str, ...]):
@@ -186,18 +200,29 @@ class FileSpec:
     name: str
     checks: tuple[Check, ...]
     key: tuple[str, ...]
-    cross_checks: tuple[Callable[[pd.DataFrame], tuple[pd.Series, str, str]], ...] = ()
+    # Rules over several parsed columns (or a column and the business date), after the row rules.
+    cross_checks: tuple[Callable[[pd.DataFrame, RuleContext], tuple[pd.Series, str, str]],
+                        ...] = ()
 
     @property
     def columns(self) -> list[str]:
         return [check.column for check in self.checks]
 
 
-def _binding_unbound_at_matches_status(frame: pd.DataFrame) -> tuple[pd.Series, str, str]:
+def _binding_unbound_at_matches_status(frame: pd.DataFrame,
+                                       _: "RuleContext") -> tuple[pd.Series, str, str]:
     active = frame["status"] == "ACTIVE"
     has_unbound = frame["unbound_at"].notna()
     broken = (active & has_unbound) | (~active & ~has_unbound)
     return broken, "unbound_at", "unbound_at must be empty while ACTIVE and set otherwise"
+
+
+def _due_date_not_after_business_date(frame: pd.DataFrame, context: RuleContext
+                                      ) -> tuple[pd.Series, str, str]:
+    """CONTRACT 2.1: an installment due on D, or an overdue one collected again on D."""
+    after = frame["due_date"] > pd.Timestamp(context.business_date)
+    return after, "due_date", (f"due_date is after the business date "
+                               f"{context.business_date.isoformat()}: not collectible yet")
 
 
 INSTALLMENTS = FileSpec(
@@ -206,12 +231,13 @@ INSTALLMENTS = FileSpec(
         Check("loan_id", "loan_id is empty", non_empty),
         Check("installment_no", "installment_no must be an integer >= 1", positive_integer),
         Check("borrower_id", "borrower_id is empty", non_empty),
-        Check("due_date", "due_date must equal the business date", date_equal_to_business_date),
+        Check("due_date", "due_date must be a date YYYY-MM-DD", calendar_date),
         Check("amount_due", "amount_due must be a positive amount with at most 2 decimals",
               amount_fen),
         Check("currency", "currency must be CNY", one_of(("CNY",))),
     ),
     key=("loan_id", "installment_no"),
+    cross_checks=(_due_date_not_after_business_date,),
 )
 
 BINDINGS = FileSpec(
@@ -298,7 +324,7 @@ def validate(raw: RawTable, spec: FileSpec, context: RuleContext) -> Validated:
     typed_frame = pd.DataFrame(typed, index=source.index)
     columns = spec.columns
     for cross_check in spec.cross_checks:
-        broken, column, reason = cross_check(typed_frame)
+        broken, column, reason = cross_check(typed_frame, context)
         position = len(reasons)
         reasons.append(reason)
         columns = columns + [column]

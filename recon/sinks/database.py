@@ -46,7 +46,7 @@ SQLITE_UNAVAILABLE = re.compile(r"unable to open|database is locked|disk i/o|rea
 
 OUTCOME_COLUMNS = ["business_date", "loan_id", "installment_no", "borrower_id", "status",
                    "root_cause", "amount_due", "amount_settled", "gateway", "response_code",
-                   "run_id"]
+                   "run_id", "days_past_due", "attempts"]
 SETTLEMENT_EXCEPTION_COLUMNS = ["business_date", "gateway", "gateway_txn_id", "instruction_id",
                                 "amount", "kind", "detail", "run_id"]
 REJECT_COLUMNS = ["business_date", "file", "line", "column_name", "value", "reason", "run_id"]
@@ -290,7 +290,11 @@ def upgrade(database: Database, *, target: int | None = None) -> list[str]:
                 if target is not None and version > target:
                     break
                 with write_transaction(connection):
-                    if version <= (applied_version(connection) or 0):
+                    # By version, not "above the highest applied": migration numbers are
+                    # reserved per workstream, so 007 may land after a database got 009.
+                    if connection.execute(sa.text(
+                            "SELECT count(*) FROM schema_version WHERE version = :version"),
+                            {"version": version}).scalar():
                         continue
                     _apply(database, connection, name, path)
                     connection.execute(

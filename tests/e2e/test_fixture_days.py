@@ -61,7 +61,7 @@ def test_exceptions_csv_is_utf8_with_bom_and_ordered_columns(sample_run, day):
     assert header == ("business_date,loan_id,installment_no,borrower_id,status,root_cause,"
                       "root_cause_zh,amount_due,amount_settled,amount_outstanding,gateway,"
                       "response_code,response_msg,attempts,last_attempt_at,card_no_masked,"
-                      "suggested_action,evidence")
+                      "suggested_action,evidence,days_past_due")
 
 
 @pytest.mark.parametrize("day", DAYS)

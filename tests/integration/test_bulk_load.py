@@ -37,7 +37,8 @@ def test_text_survives_the_bulk_load_byte_for_byte_and_empty_is_null(database_ur
         "borrower_id": ["0000789", "B"], "status": ["paid", "unpaid"],
         "root_cause": [None, "insufficient_balance"], "amount_due": ["0.10", "123456789012.34"],
         "amount_settled": ["0.10", "0.00"], "gateway": ["UNIONPAY", ""],
-        "response_code": ["00", "05"], "run_id": "r1"})[db.OUTCOME_COLUMNS]
+        "response_code": ["00", "05"], "run_id": "r1", "days_past_due": [0, 45],
+        "attempts": [1, 0]})[db.OUTCOME_COLUMNS]
 
     write(database_url, rejects, outcomes)
 

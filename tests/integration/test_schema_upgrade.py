@@ -22,9 +22,9 @@ DAY = DAYS[1]
 SHIPPED_MIGRATIONS = {
     "postgresql": ["001_initial", "002_analyst_views", "003_latest_runs_and_repeat_failures",
                    "004_lighter_outcome_writes", "005_outcomes_partitioned_by_date",
-                   "006_outcome_key_leads_with_loan"],
+                   "006_outcome_key_leads_with_loan", "009_overdue_and_retry_plan"],
     "sqlite": ["001_initial", "002_analyst_views", "003_latest_runs_and_repeat_failures",
-               "004_lighter_outcome_writes"],
+               "004_lighter_outcome_writes", "009_overdue_and_retry_plan"],
 }
 
 
@@ -219,7 +219,10 @@ def test_upgrade_from_version_4_keeps_every_outcome_row_in_per_date_partitions(p
     assert "005_outcomes_partitioned_by_date" in upgraded.stdout
     assert "006_outcome_key_leads_with_loan" in upgraded.stdout
 
-    assert _outcome_rows(postgres_url) == before
+    after = _outcome_rows(postgres_url)
+    assert [{column: row[column] for column in before[0]} for row in after] == before
+    # Columns of 009 that rows written before it never had.
+    assert {(row["days_past_due"], row["attempts"]) for row in after} == {(None, None)}
     assert query(postgres_url, "SELECT relkind FROM pg_class "
                                "WHERE relname = 'installment_outcomes'")[0].relkind == "p"
     assert _partitions(postgres_url) == {

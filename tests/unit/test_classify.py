@@ -36,9 +36,11 @@ class Day:
         self.arrived = {"UNIONPAY", "CNAPS_DD"}
         self.schemes = {"UNIONPAY": "iso8583", "CNAPS_DD": "iso20022"}
 
-    def installment(self, loan="L1", no=1, due="100.00"):
-        self.installments.append({"loan_id": loan, "installment_no": no, "borrower_id": "B" + loan,
-                                  "amount_due": fen(due), "line": len(self.installments) + 2})
+    def installment(self, loan="L1", no=1, due="100.00", due_date="2026-11-27", borrower=None):
+        self.installments.append({"loan_id": loan, "installment_no": no,
+                                  "borrower_id": borrower or "B" + loan,
+                                  "due_date": pd.Timestamp(due_date), "amount_due": fen(due),
+                                  "line": len(self.installments) + 2})
         return self
 
     def binding(self, loan="L1", bound="2026-01-01 00:00:00", unbound=None, card="622202******1234"):
@@ -73,7 +75,7 @@ class Day:
     def decide(self, codes: CodeMap | None = None):
         frames = {
             "installments": _frame(self.installments, ["loan_id", "installment_no", "borrower_id",
-                                                       "amount_due", "line"]),
+                                                       "due_date", "amount_due", "line"]),
             "bindings": _frame(self.bindings, ["binding_id", "loan_id", "card_no_masked",
                                                "bound_at", "unbound_at"]),
             "instructions": _frame(self.instructions, [
@@ -95,6 +97,7 @@ class Day:
 
 
 TYPES = {"installment_no": "int64", "amount_due": "int64", "amount": "int64", "line": "int64",
+         "due_date": "datetime64[ns]",
          "confirm_required": "bool"}
 TIMES = {"bound_at", "unbound_at", "created_at", "sent_at", "txn_time", "started_at", "ended_at"}
 
@@ -481,3 +484,24 @@ def test_the_card_shown_is_the_binding_active_at_the_start_of_d_else_the_latest_
     outcomes = day.decide().outcomes.set_index("loan_id")["card_no_masked"]
     assert outcomes.to_dict() == {"L1": "A-active", "L2": "D-latest", "L3": "F-second",
                                   "L4": "", "L5": ""}
+
+
+# --- overdue installments (CONTRACT 2.1) ---------------------------------------------------------
+
+def test_days_past_due_is_the_business_date_minus_the_due_date():
+    day = (Day().binding("L1").binding("L2").binding("L3")
+           .installment("L1").installment("L2", due_date="2026-11-26")
+           .installment("L3", due_date="2026-08-01"))
+    outcomes = day.decide().outcomes.set_index("loan_id")
+    assert outcomes["days_past_due"].to_dict() == {"L1": 0, "L2": 1, "L3": 118}
+
+
+def test_an_overdue_installment_is_classified_by_the_same_rules_and_reported_with_its_age():
+    day = (Day().binding("L1").installment("L1", due_date="2026-10-28").instruction("I1")
+           .settlement("I1", status="FAILED", code="51"))
+    decisions = day.decide()
+    row = decisions.outcomes.iloc[0]
+    assert (row["status"], row["root_cause"], row["days_past_due"]) == \
+        ("unpaid", "insufficient_balance", 30)
+    report = exception_report(decisions.outcomes, D, TZ)
+    assert report.columns[-1] == "days_past_due" and report["days_past_due"].tolist() == ["30"]

@@ -125,6 +125,30 @@ def test_due_date_of_another_day_is_rejected_with_its_value():
     assert rejects[["column", "value"]].values.tolist() == [["due_date", "2026-11-28"]]
 
 
+def test_due_date_after_the_business_date_is_rejected_with_a_reason_saying_so():
+    rejects = v.validate(raw(v.INSTALLMENTS, [{**INSTALLMENT, "due_date": "2026-12-15"}]),
+                         v.INSTALLMENTS, CONTEXT).rejects
+    assert rejects["reason"].tolist() == [
+        "due_date is after the business date 2026-11-27: not collectible yet"]
+
+
+@pytest.mark.parametrize("due", ["2026-11-27", "2026-11-26", "2026-01-31", "2024-02-29"])
+def test_installment_due_on_or_before_the_business_date_is_accepted(due):
+    validated = v.validate(raw(v.INSTALLMENTS, [{**INSTALLMENT, "due_date": due}]),
+                           v.INSTALLMENTS, CONTEXT)
+    assert validated.rows_rejected == 0
+    assert validated.valid["due_date"].tolist() == [pd.Timestamp(due)]
+
+
+@pytest.mark.parametrize("due", ["2026-02-30", "2025-02-29", "27/11/2026", "2026-11-27 00:00:00",
+                                 "2026-1-5", "", "yesterday", "0000-01-01", "9999-12-31"])
+def test_due_date_that_is_not_a_date_is_rejected(due):
+    rejects = v.validate(raw(v.INSTALLMENTS, [{**INSTALLMENT, "due_date": due}]),
+                         v.INSTALLMENTS, CONTEXT).rejects
+    assert rejects[["column", "value"]].values.tolist() == [["due_date", due]]
+    assert rejects["reason"].tolist() == ["due_date must be a date YYYY-MM-DD"]
+
+
 def test_exact_duplicate_collapses_and_is_counted():
     validated = v.validate(raw(v.INSTALLMENTS, [INSTALLMENT, INSTALLMENT]), v.INSTALLMENTS,
                            CONTEXT)
