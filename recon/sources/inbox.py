@@ -25,9 +25,6 @@ from recon.sources import csvfile
 from recon.sources.csvfile import RawTable, read_bytes, read_csv
 
 REQUIRED_FILES = (v.INSTALLMENTS, v.BINDINGS, v.INSTRUCTIONS)
-# An installments file with fewer rows due on D than this share, and most of them due on one
-# earlier date, is taken for another date's file (_check_installments_are_of_the_day).
-OWN_DATE_SHARE = 0.01
 MAX_CONTROL_BYTES = 1 << 20
 
 
@@ -106,8 +103,6 @@ def load_day(business_date: dt.date, settings: Settings, codes: CodeMap) -> DayI
                 _refuse_missing(day_dir / spec.name)
             validated, digest = pending[spec.name].result()
             _check_reject_rate(validated, settings)
-            if spec is v.INSTALLMENTS:
-                _check_installments_are_of_the_day(validated, business_date)
             loaded[spec.name] = validated
             ledger.append(_ledger(validated, digest))
         incidents = loaded[v.INCIDENTS.name].valid if v.INCIDENTS.name in loaded \
@@ -195,23 +190,6 @@ def _check_reject_rate(validated: v.Validated, settings: Settings) -> None:
             file=validated.file,
             next_step=next_step or "fix the upstream file, or rerun with a higher "
                                    "--max-reject-rate if the rows may really be left out")
-
-
-def _check_installments_are_of_the_day(validated: v.Validated, business_date: dt.date) -> None:
-    """Overdue installments are collectible on D (CONTRACT 2.1), but a file with (almost) none
-    due on D and most rows due on one earlier date is another date's file put in D's folder:
-    running it would report a whole day's installments as overdue."""
-    due = validated.valid["due_date"]
-    if due.empty or (due == pd.Timestamp(business_date)).mean() >= OWN_DATE_SHARE:
-        return
-    counts = due.value_counts()
-    if counts.iloc[0] > len(due) / 2:
-        raise InputRefused(
-            f"{(due == pd.Timestamp(business_date)).sum():,} of {len(due):,} installments are "
-            f"due on {business_date.isoformat()} and {counts.iloc[0]:,} are due "
-            f"{pd.Timestamp(counts.index[0]).date().isoformat()}: these look like another "
-            f"date's files", file=validated.file,
-            next_step="put each date's files in its own inbox folder, then rerun the date")
 
 
 def _likely_cause(rejects: pd.DataFrame) -> tuple[str, str]:

@@ -204,8 +204,6 @@ REFUSED = {
     "duplicated-column": (break_duplicated_column,
                           ["bindings.csv", "line 1", "column loan_id", "more than once"]),
     "required-file-missing": (break_missing_required_file, ["bindings.csv", "missing"]),
-    "files-of-another-date": (break_other_dates_files,
-                              ["installments.csv", "due 2026-11-27", "another date"]),
     "gb18030-not-declared": (break_undeclared_gb18030,
                              ["settlement_UNIONPAY.csv", "line 2", "UTF-8", "encoding"]),
 }
@@ -219,13 +217,24 @@ def test_broken_required_input_refuses_the_run_with_one_clear_message(tmp_path, 
     assert_refused(day.run(), day, *words)
 
 
-@pytest.mark.parametrize("case", ["truncated-last-line", "files-of-another-date",
-                                  "gb18030-not-declared"])
+@pytest.mark.parametrize("case", ["truncated-last-line", "gb18030-not-declared"])
 def test_a_good_run_after_a_refused_one_gives_the_right_results(tmp_path, case):
     day = Day(tmp_path, D28)
     REFUSED[case][0](day)
     assert day.run().exit_code == 3
     assert_good_rerun(day)
+
+
+def test_another_dates_files_are_caught_by_their_control_files_not_by_due_dates(tmp_path):
+    # Overdue installments are collectible on D (CONTRACT 2.1), so the day-27 installments alone
+    # cannot tell a misfiled folder from a day of retries (a date nothing falls due on, say).
+    # The settlement files' .ctl name their business date: none of them has arrived for D.
+    day = Day(tmp_path, D28)
+    break_other_dates_files(day)
+    result = day.run()
+    assert result.exit_code == 4, result.output
+    rejects = (day.out / D28 / "rejects.csv").read_text(encoding="utf-8")
+    assert "is for business date '2026-11-27', not 2026-11-28" in rejects
 
 
 def test_refused_rerun_keeps_the_previous_results_of_the_date(tmp_path):
