@@ -122,8 +122,11 @@ def main() -> None:
               help="Wait this long for another run of the same date instead of exiting 5.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Run the dates of a range in this many worker processes.")
+@click.option("--cluster", "cluster_address", metavar="ADDRESS",
+              envvar="RECON_DASK_SCHEDULER", help="Run each date as a task on this Dask scheduler (tcp://HOST:8786); needs "
+                   "recon[cluster], PostgreSQL and folders shared with the workers.")
 @log_options
-def run_command(date_, date_from, date_to, jobs, log_format, log_file, verbose,
+def run_command(date_, date_from, date_to, jobs, cluster_address, log_format, log_file, verbose,
                 **options) -> None:
     """Reconcile one business date, or each date of a range.
 
@@ -133,6 +136,8 @@ def run_command(date_, date_from, date_to, jobs, log_format, log_file, verbose,
     settings = build_settings(**options)
     refuse_unusable_database(settings)
     dates = dates_to_run(date_, date_from, date_to, settings)
+    if cluster_address:
+        sys.exit(worst(run_on_cluster(cluster_address, dates, settings, jobs, log_setup)))
     with logs.progress(f"recon {dates[0]}..{dates[-1]}", len(dates),
                        shown=len(dates) > 1) as dates_bar:
         if jobs > 1 and len(dates) > 1:
@@ -158,6 +163,24 @@ def dates_to_run(date_, date_from, date_to, settings: Settings) -> list[dt.date]
     if date_:
         return [date_]
     return [dt.datetime.now(settings.tz).date() - dt.timedelta(days=1)]
+
+
+def run_on_cluster(address: str, dates: list[dt.date], settings: Settings, jobs: int,
+                   log_setup: logs.LogOptions) -> list[int]:
+    """The dates as tasks on a Dask cluster (recon/cluster.py); a problem with the cluster as a
+    whole (not installed, SQLite, unreachable, folders not shared) is one line and its exit."""
+    from recon import cluster
+
+    try:
+        if jobs > 1:
+            raise click.UsageError("give either --jobs or --cluster, not both")
+        with logs.progress(f"recon {dates[0]}..{dates[-1]}", len(dates),
+                           shown=len(dates) > 1) as dates_bar:
+            return cluster.run_range(address, dates, settings, log_setup, dates_bar,
+                                     show_result, run_date)
+    except ReconError as error:
+        log.error("recon run --cluster: %s", error)
+        sys.exit(error.exit_code)
 
 
 def run_one(day: dt.date, settings: Settings) -> int:
