@@ -201,9 +201,10 @@ _worker_logging_format: str | None = None
 
 
 def _worker_logging(log_format: str) -> None:
-    """The worker's own log gets every step (its stderr); the client gets them forwarded.
+    """The worker's own log gets every step (its stderr), whatever its terminal.
 
-    Not logs.configure: that would remove the handler that forwards records to the client.
+    Not logs.configure: that would remove the handlers of other dates running on the worker
+    (_ForwardToClient).
     """
     global _worker_logging_format
     if _worker_logging_format == log_format:
@@ -219,8 +220,28 @@ def _worker_logging(log_format: str) -> None:
     _worker_logging_format = log_format
 
 
-def run_date_task(day: dt.date, settings: Settings, log_format: str, threads: dict[str, int],
-                  run_date) -> tuple[int, str, str]:
+class _ForwardToClient(logging.Handler):
+    """Sends the log records of one date's run to the client that submitted it, as events of
+    that client's own topic (Client.forward_logging would send every recon record of the
+    cluster to every client)."""
+
+    def __init__(self, worker, topic: str, day: str) -> None:
+        super().__init__(logging.INFO)
+        self.worker, self.topic, self.day = worker, topic, day
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "business_date", None) != self.day:
+            return  # another date's run on another thread of this worker
+        attributes = dict(record.__dict__)
+        attributes.update(msg=record.getMessage(), args=None, exc_info=None,
+                          exc_text=self.formatter.formatException(record.exc_info)
+                          if record.exc_info and self.formatter else record.exc_text)
+        attributes.pop("message", None)
+        self.worker.log_event(self.topic, attributes)
+
+
+def run_date_task(day: dt.date, settings: Settings, log_format: str, log_topic: str,
+                  threads: dict[str, int], run_date) -> tuple[int, str, str]:
     """One date on a worker: (exit code, summary, error message). Never raises, so the scheduler
     retries a date only when its worker is lost, never for the date's own failure."""
     from distributed import get_worker
@@ -236,7 +257,21 @@ def run_date_task(day: dt.date, settings: Settings, log_format: str, threads: di
     if problems:
         return (ExitCode.USAGE, "", f"recon {day}: worker {worker.address} (host "
                 f"{socket.gethostname()}) {'; '.join(problems)}; nothing was run for this date")
-    return run_date(day, settings)
+    forward = _ForwardToClient(worker, log_topic, day.isoformat())
+    forward.setFormatter(logs.formatter(log_format))
+    logger = logging.getLogger(logs.LOGGER_NAME)
+    logger.addHandler(forward)
+    try:
+        return run_date(day, settings)
+    finally:
+        logger.removeHandler(forward)
+
+
+def _show_forwarded(event) -> None:
+    """A worker's log record, handled by the client's recon logger (terminal, --log-file)."""
+    _, attributes = event
+    record = logging.makeLogRecord(attributes)
+    logging.getLogger(logs.LOGGER_NAME).handle(record)
 
 
 # --- the client side ----------------------------------------------------------------------------
@@ -282,11 +317,13 @@ def run_range(address: str, dates: list[dt.date], settings: Settings,
             for day in dates:
                 show_result(day, "", f"recon {day}: {message}")
             return [code] * len(dates)
-        client.forward_logging(logs.LOGGER_NAME, level=logging.INFO)
         threads = threads_per_date(reports)
         batch = uuid.uuid4().hex[:8]
-        futures = {client.submit(run_date_task, day, settings, log_setup.format, threads,
-                                 run_date, key=f"recon-run-{day}-{batch}", pure=False): day
+        log_topic = f"recon-log-{batch}"
+        client.subscribe_topic(log_topic, _show_forwarded)
+        futures = {client.submit(run_date_task, day, settings, log_setup.format, log_topic,
+                                 threads, run_date, key=f"recon-run-{day}-{batch}",
+                                 pure=False): day
                    for day in dates}
         codes = []
         try:
@@ -311,7 +348,7 @@ def run_range(address: str, dates: list[dt.date], settings: Settings,
             raise
         return codes
     finally:
-        client.close()
+        client.close()  # its topic subscriptions go with it
 
 
 def _prepare_database(settings: Settings) -> tuple[int, str] | None:

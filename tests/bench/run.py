@@ -4,15 +4,17 @@ Generates the days once (cached in ./bench-data), runs `recon run` as a subproce
 and into SQLite, and prints wall time per phase (from the run's step log), total wall time and
 peak resident memory of the process (from wait4); then the same 1M day through an independent
 SQL implementation of the contract (tests/bench/sql_reference.py), 30 days of 100k with
-`--jobs 2` against one day, and which of issue 4's targets are met. A tool, not a test: nothing
-here asserts a time.
+`--jobs 2` against one day, the same 30 days on two local Dask workers (`--cluster`, when
+recon[cluster] is installed), and which of the targets of issues 4 and 15 are met. A tool, not a
+test: nothing here asserts a time.
 
     python -m tests.bench.run                       # everything (what `make bench` runs)
     python -m tests.bench.run --sizes 100000 --targets sqlite --range-days 0
     python -m tests.bench.run --sql-reference ""    # skip the independent SQL implementation
+    python -m tests.bench.run --sizes 100000 --targets postgres --sql-reference ""  # ranges
 
 PostgreSQL comes from RECON_BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1/postgres);
-a database `recon_bench` is (re)created on that server for each run.
+a database `recon_bench` (or RECON_BENCH_DATABASE) is (re)created on that server for each run.
 """
 
 from __future__ import annotations
@@ -53,12 +55,15 @@ def ensure_day(size: int, day: dt.date = DAY) -> Path:
 def fresh_postgres() -> str:
     server = normalise_url(os.environ.get("RECON_BENCH_DATABASE_URL",
                                           "postgresql://postgres@127.0.0.1/postgres"))
+    name = os.environ.get("RECON_BENCH_DATABASE", "recon_bench")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise SystemExit(f"RECON_BENCH_DATABASE {name!r} is not a plain database name")
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(sa.text('DROP DATABASE IF EXISTS recon_bench WITH (FORCE)'))
-        connection.execute(sa.text('CREATE DATABASE recon_bench'))
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    return server.set(database="recon_bench").render_as_string(hide_password=False)
+    return server.set(database=name).render_as_string(hide_password=False)
 
 
 def fresh_sqlite(size: int) -> str:
@@ -108,6 +113,47 @@ def bench_range(days: int, size: int, jobs: int) -> dict:
                                "--out", str(DATA / "out-range")], database_url)
     return {"days": days, "size": size, "jobs": jobs, "exit": code, "range_seconds": wall,
             "one_day_seconds": one_day, "ratio": wall / one_day, "rss_mib": rss}
+
+
+def bench_cluster_range(days: int, size: int, workers: int) -> dict:
+    """The same range on a local Dask cluster: a scheduler and `workers` one-thread workers
+    started (and waited for) before the clock starts, then `recon run --cluster`."""
+    import json
+
+    from distributed import Client
+
+    first = DAY - dt.timedelta(days=days - 1)
+    inbox = DATA / f"inbox-{size}"
+    dask = str(Path(sys.executable).parent / "dask")
+    scheduler_file = DATA / "scheduler.json"
+    scheduler_file.unlink(missing_ok=True)
+    processes = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                   "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        while not scheduler_file.is_file() or not scheduler_file.read_text().strip():
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        for _ in range(workers):
+            processes.append(subprocess.Popen(
+                [dask, "worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1",
+                 "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with Client(address, timeout=60, set_as_default=False) as client:
+            client.wait_for_workers(workers, timeout=120)
+        database_url = fresh_postgres()
+        code, wall, _, _ = run_cli(["run", "--from", first.isoformat(), "--to",
+                                    DAY.isoformat(), "--cluster", address, "--inbox",
+                                    str(inbox), "--out", str(DATA / "out-range")], database_url)
+    finally:
+        # Workers are killed outright: a graceful close waits on a scheduler that is going too.
+        for worker in processes[1:]:
+            worker.kill()
+        processes[0].terminate()
+        for process in processes:
+            process.wait(timeout=60)
+    return {"days": days, "size": size, "workers": workers, "exit": code,
+            "range_seconds": wall}
 
 
 def bench_sql_reference(size: int) -> dict:
@@ -205,8 +251,21 @@ def main(argv: list[str] | None = None) -> int:
               f"{result['rss_mib']:,} MiB")
         targets.append((f"{result['days']} days of 100k with --jobs {result['jobs']} under 18 x "
                         f"one day: {result['ratio']:.1f}x", result["ratio"] < 18))
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            print("no Dask range: recon[cluster] is not installed")
+        else:
+            on_cluster = bench_cluster_range(options.range_days, 100000, options.jobs)
+            ratio = on_cluster["range_seconds"] / result["range_seconds"]
+            print(f"{on_cluster['days']} days of {on_cluster['size']:,} on {on_cluster['workers']} "
+                  f"local Dask workers: {on_cluster['range_seconds']:.1f} s = {ratio:.2f} x "
+                  f"--jobs {result['jobs']}, exit {on_cluster['exit']}")
+            targets.append((f"{on_cluster['days']} days of 100k on {on_cluster['workers']} Dask "
+                            f"workers within 10% of --jobs {result['jobs']}: {ratio:.2f}x",
+                            ratio <= 1.10))
     if targets:
-        print("\ntargets (issue 4):")
+        print("\ntargets (issues 4 and 15):")
         for text, met in targets:
             print(f"  [{'met' if met else 'MISSED'}] {text}")
     return 0

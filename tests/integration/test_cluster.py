@@ -127,11 +127,14 @@ def test_a_worker_killed_mid_date_the_date_runs_again_elsewhere_and_lands_once(
 def test_recon_run_cluster_runs_the_range_and_prints_each_date(two_workers, postgres_url,
                                                                tmp_path):
     done = recon("run", "--from", DAYS[0], "--to", DAYS[1], "--inbox", str(FIXTURES / "inbox"),
-                 "--out", str(tmp_path / "out"), "--db", postgres_url, cwd=tmp_path,
+                 "--out", str(tmp_path / "out"), "--db", postgres_url, "-v", cwd=tmp_path,
                  env=subprocess_env(RECON_DASK_SCHEDULER=two_workers.address), timeout=300)
     assert done.returncode == max(expected_exit_code(day) for day in DAYS), done.stderr
     for day in DAYS:
         assert f"recon {day}: incomplete (exit 4)" in done.stdout
+        # The workers' step lines come back to the terminal, each once, with date and run id.
+        run_id = runs(postgres_url, day)[0].run_id
+        assert done.stderr.count(f"[{day} run {run_id}] write_db done in") == 1
         assert [row.outcome for row in runs(postgres_url, day)] == ["incomplete"]
         for name in ("exceptions.csv", "settlement_exceptions.csv", "rejects.csv"):
             assert (tmp_path / "out" / day / name).read_bytes() == \
