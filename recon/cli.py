@@ -122,8 +122,8 @@ def main() -> None:
               help="Wait this long for another run of the same date instead of exiting 5.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Run the dates of a range in this many worker processes.")
-@click.option("--cluster", "cluster_address", metavar="ADDRESS",
-              envvar="RECON_DASK_SCHEDULER", help="Run each date as a task on this Dask scheduler (tcp://HOST:8786); needs "
+@click.option("--cluster", "cluster_address", metavar="ADDRESS", envvar="RECON_DASK_SCHEDULER",
+              help="Run each date as a task on this Dask scheduler (tcp://HOST:8786); needs "
                    "recon[cluster], PostgreSQL and folders shared with the workers.")
 @log_options
 def run_command(date_, date_from, date_to, jobs, cluster_address, log_format, log_file, verbose,
@@ -173,7 +173,7 @@ def run_on_cluster(address: str, dates: list[dt.date], settings: Settings, jobs:
 
     try:
         if jobs > 1:
-            raise click.UsageError("give either --jobs or --cluster, not both")
+            raise SettingRefused("give either --jobs or --cluster, not both")
         with logs.progress(f"recon {dates[0]}..{dates[-1]}", len(dates),
                            shown=len(dates) > 1) as dates_bar:
             return cluster.run_range(address, dates, settings, log_setup, dates_bar,

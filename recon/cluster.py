@@ -195,7 +195,7 @@ def threads_per_date(reports: list[WorkerReport]) -> dict[str, int]:
     return {report.address: max(1, report.cpus // slots[report.host]) for report in reports}
 
 
-# --- the task that runs on a worker ----------------------------------------------------------------
+# --- the task that runs on a worker ---------------------------------------------------------
 
 _worker_logging_format: str | None = None
 

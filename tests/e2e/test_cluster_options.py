@@ -29,3 +29,11 @@ def test_without_distributed_the_option_says_how_to_install_it(tmp_path):
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1
     assert "pip install 'recon[cluster]'" in done.stderr
+
+
+def test_jobs_and_cluster_together_are_refused(tmp_path):
+    done = recon("run", "--from", DAYS[0], "--to", DAYS[1], "--jobs", "2", "--db",
+                 "postgresql://nobody@127.0.0.1:9/none", "--cluster", "tcp://127.0.0.1:9",
+                 cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["recon: give either --jobs or --cluster, not both"]
