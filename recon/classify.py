@@ -292,6 +292,10 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
         **{column: gather(settlements[column], failed_row, index=index)
            for column in ("response_code", "response_msg")},
         "incident": gather(deciding["incident"], deciding_position, index=index),
+        "deciding_pending": np.where(
+            deciding_position >= 0,
+            deciding["pending_row"].to_numpy(bool)[np.maximum(deciding_position, 0)]
+            if len(deciding) else False, False),
         "deciding_has_row": np.where(
             deciding_position >= 0,
             deciding["has_failed_row"].to_numpy(bool)[np.maximum(deciding_position, 0)]
@@ -413,13 +417,19 @@ def explain_deciding_attempts(deciding: pd.DataFrame, deciding_rows: np.ndarray,
                               settlements: pd.DataFrame, instruction_of: np.ndarray,
                               incidents: pd.DataFrame, arrived_gateways: set[str],
                               codes: CodeMap, n_instructions: int) -> pd.DataFrame:
-    """Rule 1's branches: pending file, FAILED row's code, incident window, no record.
+    """Rule 1's branches: pending file or PENDING row, FAILED row's code, incident window, no
+    record.
 
     One row per deciding attempt: `cause` (a CAUSE_CODE), `failed_row` (the settlement row whose
-    code and message it shows, or NO_ROW), `has_failed_row` and `incident` (its description).
+    code and message it shows, or NO_ROW), `has_failed_row`, `pending_row` (that row is PENDING:
+    the gateway has no final result yet) and `incident` (its description).
     """
-    is_failed = (settlements["status"] == "FAILED").to_numpy(bool) & (instruction_of >= 0)
-    failed_rows = latest_per_group(np.where(is_failed, instruction_of, NO_ROW),
+    status = settlements["status"]
+    # The attempt's latest row (by txn_time) among FAILED and PENDING ones decides: a PENDING
+    # row (native formats, CONTRACT 2.4.1) after a FAILED one means the retry is still in flight.
+    is_answer = ((status == "FAILED") | (status == "PENDING")).to_numpy(bool) & \
+        (instruction_of >= 0)
+    failed_rows = latest_per_group(np.where(is_answer, instruction_of, NO_ROW),
                                    nanos(settlements["txn_time"]), settlements["gateway_txn_id"])
     failed_row_of = np.full(max(n_instructions, 1), NO_ROW, dtype=np.int64)
     failed_row_of[instruction_of[failed_rows]] = failed_rows
@@ -432,16 +442,20 @@ def explain_deciding_attempts(deciding: pd.DataFrame, deciding_rows: np.ndarray,
     mapped = np.full(len(deciding), cause[R.UNCLASSIFIED], dtype=np.int64)
     mapped[has_failed_row] = CAUSE_CODE.of(codes.causes_of(chosen["scheme"],
                                                            chosen["response_code"]))
+    pending_row = np.zeros(len(deciding), dtype=bool)
+    pending_row[has_failed_row] = (chosen["status"] == "PENDING").to_numpy(bool)
     incident = incident_during(deciding["gateway"], deciding["sent_at"], incidents)
     # A row from an arrived file of another gateway does not speak for a file still missing.
     speaks = has_failed_row & arrived
     return pd.DataFrame({
         "cause": np.select(
-            [~arrived, has_failed_row, incident.notna().to_numpy()],
-            [cause[R.SETTLEMENT_PENDING], mapped, cause[R.GATEWAY_OUTAGE]],
+            [~arrived, pending_row, has_failed_row, incident.notna().to_numpy()],
+            [cause[R.SETTLEMENT_PENDING], cause[R.SETTLEMENT_PENDING], mapped,
+             cause[R.GATEWAY_OUTAGE]],
             default=cause[R.NO_SETTLEMENT_RECORD]),
-        "failed_row": np.where(speaks, row, NO_ROW),  # the FAILED settlement row it shows
+        "failed_row": np.where(speaks, row, NO_ROW),  # the FAILED/PENDING row it shows
         "has_failed_row": speaks,
+        "pending_row": speaks & pending_row,
         "incident": incident.fillna("").to_numpy(object),
     }, index=np.arange(len(deciding)))
 
@@ -583,6 +597,9 @@ def evidence(rows: pd.DataFrame, due: pd.Series, settled: pd.Series, business_da
         (rows["status"] == Status.OVERPAID.value,
          lambda part: "settled " + settled[part.index] + " against " + due[part.index]
          + " due: more was debited than owed"),
+        ((cause == R.SETTLEMENT_PENDING.value) & rows["deciding_pending"],
+         lambda part: attempt(part) + " is PENDING in the settlement file of "
+         + part["deciding_gateway"] + " (no final result yet)"),
         (cause == R.SETTLEMENT_PENDING.value,
          lambda part: attempt(part) + " awaits the settlement file of " + part["deciding_gateway"]
          + ", which has not arrived"),

@@ -118,6 +118,8 @@ def main() -> None:
               help="CSV scheme,response_code,root_cause adding to the default code maps.")
 @click.option("--max-reject-rate", type=click.FloatRange(0, 1),
               help="Share of rejected rows above which a file refuses the run (default 0.01).")
+@click.option("--profiles", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder of gateway profiles (*.toml, docs/FORMATS.md); default RECON_PROFILES.")
 @click.option("--wait", "lock_wait_seconds", type=click.FloatRange(0), metavar="SECONDS",
               help="Wait this long for another run of the same date instead of exiting 5.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,

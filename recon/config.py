@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     reason_codes: Path | None = None
     """Operator CSV `scheme,response_code,root_cause` adding to or overriding the default maps."""
 
+    profiles: Path | None = None
+    """Folder of gateway profiles (`*.toml`, one per gateway, docs/FORMATS.md) saying how each
+    gateway's own settlement file is read; a gateway without a profile sends the contract CSV
+    with its `.ctl`."""
+
     lock_wait_seconds: float = Field(default=0.0, ge=0.0)
     """How long to wait for another run of the same date before giving up (exit 5)."""
 

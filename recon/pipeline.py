@@ -20,6 +20,7 @@ from recon.config import Settings
 from recon.contract import ExitCode, Status
 from recon.diff import CHANGES_COLUMNS, outcome_changes, transition_counts
 from recon.errors import InputRefused, ReconError
+from recon.profiles import Profiles, load_profiles, with_profile_codes
 from recon.outages import SUSPECTED_COLUMNS, suspected_outages
 from recon.sinks import database as db
 from recon.sinks.reports import stage_reports
@@ -98,7 +99,8 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None) -> Ru
     run_id = uuid.uuid4().hex[:16]
     day = business_date.isoformat()
     extra = {"run_id": run_id, "business_date": day}
-    codes = CodeMap.from_file(settings.reason_codes)
+    profiles = load_profiles(settings.profiles)
+    codes = with_profile_codes(CodeMap.from_file(settings.reason_codes), profiles)
     database = db.connect(settings.database_url)
     try:
         db.ensure_schema(database)
@@ -106,8 +108,8 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None) -> Ru
             db.start_run(database, run_id, day, __version__)
             log.info("run started (database %s)", database.shown_url, extra=extra)
             try:
-                report = _run_locked(business_date, settings, codes, database, run_id,
-                                     before_commit)
+                report = _run_locked(business_date, settings, codes, profiles, database,
+                                     run_id, before_commit)
                 log.info("run finished: %s (exit %d)", report.outcome, report.exit_code,
                          extra=extra)
                 return report
@@ -131,7 +133,7 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None) -> Ru
         database.dispose()
 
 
-def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap,
+def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, profiles: Profiles,
                 database: db.Database, run_id: str, before_commit) -> RunReport:
     day = business_date.isoformat()
     phases = Phases()
@@ -145,7 +147,7 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap,
         previous_job = side.submit(db.read_outcomes, database, day)
         with (phases("load", business_date, run_id),
               logs.loading(settings.inbox / day, f"{day} loading")):
-            inputs = load_day(business_date, settings, codes)
+            inputs = load_day(business_date, settings, codes, profiles)
         with phases("classify", business_date, run_id):
             ids = encode_ids(inputs.installments, inputs.instructions, inputs.bindings,
                              inputs.settlements, side)

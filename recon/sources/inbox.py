@@ -20,6 +20,7 @@ from recon import validate as v
 from recon.codes import CodeMap, normalise_scheme
 from recon.config import Settings
 from recon.errors import InputRefused
+from recon.profiles import Profiles, load_profiles
 from recon.sinks.safety import mask_cards_in_text
 from recon.sources import csvfile
 from recon.sources.csvfile import RawTable, read_bytes, read_csv
@@ -70,8 +71,13 @@ def gateway_key(gateway: pd.Series | str):
     return gateway.str.upper() if isinstance(gateway, pd.Series) else gateway.upper()
 
 
-def load_day(business_date: dt.date, settings: Settings, codes: CodeMap) -> DayInputs:
-    """Read and validate everything in `INBOX/<D>/`. Raises InputRefused when the run must fail."""
+def load_day(business_date: dt.date, settings: Settings, codes: CodeMap,
+             profiles: Profiles | None = None) -> DayInputs:
+    """Read and validate everything in `INBOX/<D>/`. Raises InputRefused when the run must fail.
+
+    `profiles`: the gateway profiles (default: those of settings.profiles)."""
+    if profiles is None:
+        profiles = load_profiles(settings.profiles)
     day_dir = settings.inbox / business_date.isoformat()
     if not day_dir.is_dir():
         state = "is not a folder" if day_dir.exists() else "does not exist"
@@ -87,7 +93,7 @@ def load_day(business_date: dt.date, settings: Settings, codes: CodeMap) -> DayI
     # taken in the serial order, so the same file's refusal is the one raised.
     pool = ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="recon-load")
     try:
-        settlement_jobs = _settlement_jobs(day_dir, context, settings, codes)
+        settlement_jobs = _settlement_jobs(day_dir, context, settings, codes, profiles)
         work = [(day_dir / spec.name, _load_file, (day_dir / spec.name, spec, context, settings))
                 for spec in present]
         work += [(csv_path, function, args) for _, csv_path, function, args in settlement_jobs]
@@ -222,13 +228,18 @@ class _NotArrived(Exception):
         self.digest = digest
 
 
-def _settlement_jobs(day_dir: Path, context: v.RuleContext, settings: Settings, codes: CodeMap):
+def _settlement_jobs(day_dir: Path, context: v.RuleContext, settings: Settings, codes: CodeMap,
+                     profiles: Profiles):
     """Every settlement file of the day, by file name: (gateway, csv path, job, job's arguments).
 
-    A job's result is (validated, digest, scheme), or the _NotArrived saying why not.
+    A job's result is (validated, digest, scheme), or the _NotArrived saying why not. A gateway
+    with a profile is read through it (recon.sources.native), not as settlement_<G>.csv + .ctl.
     """
+    from recon.sources import native
+
     stems = {path.stem for path in day_dir.glob("settlement_*.csv") if path.is_file()}
     stems |= {path.stem for path in day_dir.glob("settlement_*.ctl") if path.is_file()}
+    stems = {stem for stem in stems if profiles.get(stem[len("settlement_"):]) is None}
     by_gateway: dict[str, list[str]] = {}
     for stem in stems:
         by_gateway.setdefault(gateway_key(stem[len("settlement_"):]), []).append(stem)
@@ -244,7 +255,7 @@ def _settlement_jobs(day_dir: Path, context: v.RuleContext, settings: Settings, 
         else:
             jobs.append((gateway, csv_path, _settlement_or_refusal,
                          (gateway, csv_path, ctl_path, context, settings, codes)))
-    return jobs
+    return jobs + native.settlement_jobs(day_dir, context, settings, profiles)
 
 
 def _size(path: Path) -> int:
@@ -281,7 +292,7 @@ def _gather_settlements(jobs: list[tuple[str, Path, Future]], expected: set[str]
         frame = validated.valid
         frame["gateway"] = gateway
         frame["scheme"] = scheme
-        frame["file"] = csv_path.name
+        frame["file"] = validated.file
         frames.append(frame)
         rejects.append(validated.rejects)
         ledger.append(_ledger(validated, digest))
