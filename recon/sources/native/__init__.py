@@ -158,8 +158,8 @@ def _mapped(profile: Profile, find, n_rows: int) -> pd.DataFrame:
         elif isinstance(source, Constant):
             columns[column] = pd.Series([source.constant] * n_rows, dtype="str")
         elif isinstance(source, list):
-            parts = [pa.array(find(part, column)) for part in source]
-            joined = pc.binary_join_element_wise(*parts, " ") if parts else pa.array([])
+            parts = [pa.array(find(part, column)).cast(pa.large_string()) for part in source]
+            joined = pc.binary_join_element_wise(*parts, pa.scalar(" ", pa.large_string()))
             columns[column] = pd.Series(pc.utf8_trim_whitespace(joined).to_pandas().array,
                                         dtype="str")
         else:

@@ -59,7 +59,7 @@ def prove(profile: Profile, data_path: Path, data_digest: str, facts: Facts,
                                   f"holds {found}", data_digest)
         return f"complete: the message's own counts agree ({len(facts.message_checks)} checks)"
     if method == "summary":
-        match = re.search(profile.completeness.pattern, facts.other_text)
+        match = re.search(profile.completeness.pattern, facts.other_text, re.MULTILINE)
         if not match:
             raise _NotArrived(f"not arrived: no summary or trailer line of {data_path.name} "
                               f"matches completeness.pattern", data_digest)
@@ -103,7 +103,7 @@ def prove(profile: Profile, data_path: Path, data_digest: str, facts: Facts,
     if not text:
         return f"complete: marker {side.name} is there (it holds no counts)"
     if profile.completeness.pattern:
-        match = re.search(profile.completeness.pattern, text)
+        match = re.search(profile.completeness.pattern, text, re.MULTILINE)
         if not match:
             raise _NotArrived(f"refused: marker {side.name} does not match "
                               f"completeness.pattern", data_digest)

@@ -21,7 +21,7 @@ from recon.profiles import Profile, time_pattern
 
 CURRENCY_AROUND = r"^(?:[¥￥]|RMB|CNY)\s*|\s*(?:元|RMB|CNY)$"
 GROUPED = r"^[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$"
-FEN_PATTERN = r"^[0-9]{1,14}$"
+FEN_PATTERN = r"^[0-9]{1,17}$"
 
 
 def _series(array, index: pd.Index) -> pd.Series:
