@@ -11,12 +11,15 @@ import traceback
 from pathlib import Path
 
 import click
+import pandas as pd
 from pydantic import ValidationError
 
 from recon import logs, pipeline
 from recon.config import Settings
 from recon.contract import ExitCode
 from recon.errors import ReconError
+from recon.profiles import load_profile, load_profiles
+from recon.sinks.safety import mask_cards_in_text
 from recon.report import make_report
 from recon.sinks import database as db
 from recon.summary import render_summary
@@ -313,6 +316,92 @@ def synth_command(synth_args) -> None:
     from recon.synth import main as synth_main
 
     sys.exit(synth_main(list(synth_args)))
+
+
+@main.group("gateways")
+def gateways_group() -> None:
+    """Gateway profiles: how each gateway's own settlement file is read (docs/FORMATS.md)."""
+
+
+@gateways_group.command("list")
+@click.option("--profiles", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder of gateway profiles (default RECON_PROFILES).")
+def gateways_list(profiles: Path | None) -> None:
+    """Show the configured gateways, their formats and how each proves its file complete.
+
+    Example: recon gateways list --profiles /etc/recon/profiles
+    """
+    settings = build_settings(profiles=profiles)
+    try:
+        configured = load_profiles(settings.profiles)
+    except ReconError as error:
+        click.echo(f"recon gateways list: {error}", err=True)
+        sys.exit(error.exit_code)
+    if not configured:
+        click.echo("no gateway profiles configured (--profiles / RECON_PROFILES): every gateway "
+                   "sends settlement_<GATEWAY>.csv + .ctl")
+        return
+    click.echo(f"{'gateway':<14} {'format':<12} {'files':<32} {'encoding':<9} {'proof':<8} "
+               f"{'scheme':<22} profile")
+    for profile in sorted(configured.by_gateway.values(), key=lambda p: p.key):
+        click.echo(f"{profile.gateway:<14} {profile.format:<12} {profile.file_pattern():<32} "
+                   f"{profile.encoding:<9} {profile.completeness.method:<8} "
+                   f"{profile.scheme:<22} {profile.source.name}")
+    click.echo("any other gateway: the contract CSV settlement_<GATEWAY>.csv + .ctl")
+
+
+@gateways_group.command("check")
+@click.option("--profile", "profile_path", required=True,
+              type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="The gateway profile (TOML) to read the sample with.")
+@click.option("--date", "date_", callback=parse_date, metavar="D",
+              help="Business date the sample is for (checks a .ctl's business_date).")
+@click.option("--rows", type=click.IntRange(0), default=10, show_default=True,
+              help="How many records to show.")
+@click.argument("sample", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+def gateways_check(profile_path: Path, date_, rows: int, sample: Path) -> None:
+    """Read SAMPLE with a profile: the first records as recon reads them, the completeness
+    verdict and every problem. Exit 0: readable and proven complete; 4: readable but not proven
+    complete; 3: unreadable, or rows rejected; 2: the profile is wrong.
+
+    Example: recon gateways check --profile profiles/unionpay.toml inbox/2026-11-27/CUP_20261127.dat
+    """
+    from recon.classify import fmt_local, fmt_yuan
+    from recon.sources.native import check_sample
+
+    settings = build_settings()
+    try:
+        profile = load_profile(profile_path)
+    except ReconError as error:
+        click.echo(f"recon gateways check: {error}", err=True)
+        sys.exit(error.exit_code)
+    result = check_sample(profile, sample, date_, settings)
+    click.echo(f"{result.display}: read as {profile.format} for gateway {profile.gateway} "
+               f"({profile_path.name})")
+    if result.refused:
+        click.echo(f"  REFUSED: {result.refused}")
+        sys.exit(ExitCode.INPUT_REFUSED)
+    records = result.records
+    click.echo(f"  {result.rows_read} record(s): {len(records)} used, "
+               f"{len(result.rejects)} rejected")
+    if len(records) and rows:
+        shown = records.head(rows)
+        table = pd.DataFrame({
+            "line": shown["line"].astype(str), "gateway_txn_id": shown["gateway_txn_id"],
+            "instruction_id": shown["instruction_id"], "amount": fmt_yuan(shown["amount"]),
+            "status": shown["status"], "response_code": shown["response_code"],
+            "txn_time": fmt_local(shown["txn_time"], settings.tz),
+            "response_msg": shown["response_msg"].str.slice(0, 30)})
+        click.echo(mask_cards_in_text(table.to_string(index=False)))
+    click.echo(f"  completeness: {result.verdict}")
+    for problem in result.rejects.itertuples(index=False):
+        where = f"line {problem.line}" if pd.notna(problem.line) else "file"
+        column = f", column {problem.column}" if problem.column else ""
+        click.echo(mask_cards_in_text(f"  problem: {where}{column}, value {problem.value!r}: "
+                                      f"{problem.reason}"))
+    if len(result.rejects):
+        sys.exit(ExitCode.INPUT_REFUSED)
+    sys.exit(ExitCode.OK if result.complete else ExitCode.INCOMPLETE)
 
 
 @main.group("db")

@@ -185,3 +185,36 @@ def _totals(raw: RawTable, validated: v.Validated, spec: v.FileSpec,
                     int(valid_amounts[(valid["status"] == "SUCCESS").to_numpy(bool)].sum())},
         "all": {int(amounts[parses].sum()), int(valid_amounts.sum())},
     }
+
+
+@dataclass
+class SampleCheck:
+    """What `recon gateways check` shows: the records as recon reads them, the verdict, problems."""
+
+    display: str
+    records: pd.DataFrame  # the valid rows, typed
+    rows_read: int
+    rejects: pd.DataFrame
+    verdict: str  # "complete: ..." or why not
+    complete: bool
+    refused: str = ""  # the file could not be read at all
+
+
+def check_sample(profile: Profile, path: Path, business_date: dt.date | None,
+                 settings: Settings) -> SampleCheck:
+    """Read one sample file with `profile` the way a night's run would."""
+    context = v.RuleContext(business_date or dt.date.today(), settings.tz)
+    empty = pd.DataFrame()
+    try:
+        data = read_bytes(path, path.name, settings.max_file_bytes)
+        parsed = parse(profile, path, data, context, settings)
+    except (NativeFileError, InputRefused, _NotArrived) as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        return SampleCheck(path.name, empty, 0, empty_rejects(), "", False, reason)
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        verdict, complete = prove(profile, path, digest, parsed.facts, business_date), True
+    except _NotArrived as refusal:
+        verdict, complete = refusal.reason, False
+    return SampleCheck(parsed.display, parsed.validated.valid, parsed.validated.rows_read,
+                       parsed.validated.rejects, verdict, complete)
