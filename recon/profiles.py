@@ -107,13 +107,11 @@ class Values(_Strict):
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
         if value is not None:
-            from zoneinfo import ZoneInfo
-
             try:
-                ZoneInfo(value)
+                zone_of(value)
             except Exception:
                 raise ValueError(f"unknown time zone {value!r} (use a name such as "
-                                 f"Asia/Shanghai or UTC)") from None
+                                 f"Asia/Shanghai or UTC, or an offset such as +08:00)") from None
         return value
 
 
@@ -260,7 +258,7 @@ class Profile(_Strict):
     def scheme(self) -> str:
         """The scheme name rows of this gateway are read in (see with_profile_codes)."""
         base = normalise_scheme(self.codes.scheme)
-        return f"{base}@{self.key}" if self.codes.table else base
+        return f"{base}@{self.key.lower()}" if self.codes.table else base
 
     def status_words(self) -> dict[str, str]:
         words = dict(ISO_STATUS_MAP) if self.format in ("pain.002", "camt.054") else {}
@@ -268,6 +266,22 @@ class Profile(_Strict):
             words.update({"SUCCESS": "SUCCESS", "FAILED": "FAILED"})
         words.update({key.strip().upper(): value for key, value in self.status.map.items()})
         return words
+
+
+OFFSET = re.compile(r"^(?:UTC|GMT)?([+-])([0-9]{2}):?([0-9]{2})$")
+
+
+def zone_of(name: str):
+    """A time zone name (Asia/Shanghai) or a fixed offset (+08:00, UTC+0800)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    offset = OFFSET.match(name.strip())
+    if offset:
+        sign, hours, minutes = offset.groups()
+        delta = dt.timedelta(hours=int(hours), minutes=int(minutes))
+        return dt.timezone(-delta if sign == "-" else delta)
+    return ZoneInfo(name)
 
 
 def _compile(pattern: str) -> re.Pattern:
@@ -373,8 +387,7 @@ def load_profile(path: Path) -> Profile:
     try:
         profile = Profile.model_validate({**document, "source": path})
     except ValidationError as exc:
-        problems = "; ".join(f"key {_key(error['loc'])}: {_message(error)}"
-                             for error in exc.errors())
+        problems = "; ".join(_problem(error) for error in exc.errors())
         raise UsageError(f"{path}: {problems}",
                          next_step="see docs/FORMATS.md for the profile keys") from None
     if profile.codes.table:
@@ -399,6 +412,14 @@ def _key(location: tuple) -> str:
     kept = [str(part) for part in location
             if not (isinstance(part, str) and UNION_TAG.fullmatch(part))]
     return ".".join(kept) or "(top level)"
+
+
+def _problem(error: dict) -> str:
+    key, message = _key(error["loc"]), _message(error)
+    named = re.match(r"^([a-z_]+(?:\.[a-z_]+)*): (.*)$", message, re.S)
+    if key == "(top level)" and named:  # a check across keys names its key first
+        key, message = named.groups()
+    return f"key {key}: {message}"
 
 
 def _message(error: dict) -> str:

@@ -216,6 +216,30 @@ def test_rule1_latest_failed_row_by_txn_time_decides():
     assert day.outcome() == ("unpaid", "account_closed")
 
 
+def test_rule1_settlement_pending_when_the_deciding_attempts_latest_row_is_pending():
+    day = (Day().installment().binding().instruction("I1")
+           .settlement("I1", status="FAILED", code="51", at="2026-11-27 09:01:00")
+           .settlement("I1", status="PENDING", code="", at="2026-11-27 09:05:00"))
+    assert day.outcome() == ("pending", "settlement_pending")
+    evidence = exception_report(day.decide().outcomes, D, TZ)["evidence"].iloc[0]
+    assert "is PENDING in the settlement file of UNIONPAY" in evidence
+
+
+def test_rule1_a_failed_row_after_a_pending_one_decides_by_its_code():
+    day = (Day().installment().binding().instruction("I1")
+           .settlement("I1", status="PENDING", code="", at="2026-11-27 09:01:00")
+           .settlement("I1", status="FAILED", code="51", at="2026-11-27 09:05:00"))
+    assert day.outcome() == ("unpaid", "insufficient_balance")
+
+
+def test_a_pending_row_counts_toward_no_total():
+    day = (Day().installment(due="100.00").binding().instruction("I1")
+           .settlement("I1", status="PENDING", amount="100.00"))
+    outcomes = day.decide().outcomes
+    assert outcomes["amount_settled"].iloc[0] == 0
+    assert day.outcome() == ("pending", "settlement_pending")
+
+
 def test_rule1_a_code_not_in_the_map_is_unclassified():
     day = Day().installment().binding().instruction("I1").settlement("I1", status="FAILED",
                                                                        code="N7")

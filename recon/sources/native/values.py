@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from recon import validate as v
 from recon.frames import arrow_strings
-from recon.profiles import Profile, time_pattern
+from recon.profiles import Profile, time_pattern, zone_of
 
 CURRENCY_AROUND = r"^(?:[¥￥]|RMB|CNY)\s*|\s*(?:元|RMB|CNY)$"
 GROUPED = r"^[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$"
@@ -58,7 +58,7 @@ def time_parser(time_format: str, timezone: str | None):
     fmt = time_pattern(time_format)
 
     def parse(values: pd.Series, context: v.RuleContext) -> tuple[pd.Series, pd.Series]:
-        tz = ZoneInfo(timezone) if timezone else context.tz
+        tz = zone_of(timezone) if timezone else context.tz
         if not fmt:
             return v.timestamp(values, v.RuleContext(context.business_date, tz))
         text = arrow_strings(values)
