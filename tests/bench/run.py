@@ -178,6 +178,42 @@ def bench_sql_reference(size: int) -> dict:
             "agreement": agreement.group(0) if agreement else "no truth check"}
 
 
+NATIVE_PROFILES = ROOT / "fixtures" / "native" / "profiles"
+
+
+def ensure_native_day(size: int) -> Path:
+    """The `size` day with its settlements in three native formats (tests/native_days.py):
+    UNIONPAY fixed-width GB18030, LIANLIAN gzip'd pipe-delimited GBK in fen, CNAPS_DD pain.002."""
+    contract = ensure_day(size)
+    native = DATA / f"native-{size}"
+    if not (native / DAY.isoformat() / "installments.csv").is_file():
+        print(f"converting the {size:,} day to native formats into {native} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "tests.native_days", "--inbox", str(contract),
+                        "--date", DAY.isoformat(), "--out", str(native)], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+    return native
+
+
+def bench_native(size: int) -> dict:
+    """The same day from contract CSV and from native formats through profiles, into fresh
+    PostgreSQL databases, twice each, alternating: (best contract, best native) seconds."""
+    contract, native = ensure_day(size), ensure_native_day(size)
+    os.sync()
+    best = {"contract": float("inf"), "native": float("inf")}
+    steps = {}
+    for _ in range(2):
+        for kind, inbox, extra in (("contract", contract, []),
+                                   ("native", native, ["--profiles", str(NATIVE_PROFILES)])):
+            code, wall, rss, phase = run_cli(["run", "--date", DAY.isoformat(), "--inbox",
+                                              str(inbox), "--out", str(DATA / f"out-{kind}"),
+                                              *extra], fresh_postgres())
+            if code not in (0, 4):
+                return {"size": size, "exit": code}
+            if wall < best[kind]:
+                best[kind], steps[kind] = wall, {**phase, "rss_mib": rss, "exit": code}
+    return {"size": size, "exit": 0, **best, "steps": steps}
+
+
 def print_table(rows: list[dict]) -> None:
     header = ["installments", "database", "exit"] + PHASES + ["total s", "peak RSS MiB"]
     lines = [header]
@@ -199,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--range-days", type=int, default=30,
                         help="days of 100k run as one --jobs range against one day; 0 for none")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--native", default="1000000",
+                        help="sizes to also run with settlements in native formats (issue 13); "
+                             "empty for none")
     parser.add_argument("--sql-reference", default="1000000",
                         help="sizes to also run through the independent SQL implementation "
                              "(tests/bench/sql_reference.py); empty for none")
@@ -212,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         ensure_day(int(size))
     for back in range(options.range_days):
         ensure_day(100000, DAY - dt.timedelta(days=back))
+    for size in filter(None, options.native.split(",")):
+        ensure_native_day(int(size))
     os.sync()
     rows = [bench_day(int(size), target) for size in options.sizes.split(",")
             for target in options.targets.split(",")]
@@ -243,6 +284,20 @@ def main(argv: list[str] | None = None) -> int:
             targets.append((f"recon not slower than the SQL implementation at {int(size):,}: "
                             f"{ours['total']:.1f} s vs {reference['total']:.1f} s",
                             ours["total"] <= reference["total"]))
+    for size in filter(None, options.native.split(",")):
+        native = bench_native(int(size))
+        if native["exit"] != 0:
+            print(f"native formats, {int(size):,}: failed (exit {native['exit']})")
+            continue
+        ratio = native["native"] / native["contract"]
+        loads = {kind: native["steps"][kind].get("load", float("nan")) for kind in native["steps"]}
+        print(f"native formats (fixed-width GB18030, gzip'd delimited GBK in fen, pain.002), "
+              f"{int(size):,} into PostgreSQL: {native['native']:.1f} s vs contract CSV "
+              f"{native['contract']:.1f} s = {ratio:.2f}x (load {loads['native']:.2f} s vs "
+              f"{loads['contract']:.2f} s; exits {native['steps']['native']['exit']}/"
+              f"{native['steps']['contract']['exit']})")
+        targets.append((f"{int(size):,} in native formats within 1.5 x contract CSV: "
+                        f"{ratio:.2f}x", ratio <= 1.5))
     if options.range_days:
         result = bench_range(options.range_days, 100000, options.jobs)
         print(f"{result['days']} days of {result['size']:,} with --jobs {result['jobs']}: "
@@ -265,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
                             f"workers within 10% of --jobs {result['jobs']}: {ratio:.2f}x",
                             ratio <= 1.10))
     if targets:
-        print("\ntargets (issues 4 and 15):")
+        print("
+targets (issues 4, 13 and 15):")
         for text, met in targets:
             print(f"  [{'met' if met else 'MISSED'}] {text}")
     return 0

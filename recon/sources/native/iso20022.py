@@ -94,7 +94,7 @@ def local(tag) -> str:
 
 
 def _path(spec: str) -> list[tuple[int, str, bool]]:
-    """'a/b|../../c|/GrpHdr/x' -> alternatives of (parent steps, ElementPath, absolute)."""
+    """'a/b|../../c|/GrpHdr/x' -> alternatives of (parent steps, 'a/b' local-name path, absolute)."""
     alternatives = []
     for part in spec.split("|"):
         part = part.strip()
@@ -104,34 +104,82 @@ def _path(spec: str) -> list[tuple[int, str, bool]]:
         while steps and steps[0] == "..":
             up += 1
             steps.pop(0)
-        alternatives.append((up, "/".join("{*}" + step for step in steps), absolute))
+        if not steps or ".." in steps:
+            raise ValueError(f"{part!r}: '..' may only lead a path, and a path names an element")
+        alternatives.append((up, "/".join(steps), absolute))
     return alternatives
 
 
+LOCAL_NAMES: dict[str, str] = {}
+
+
+class _Extractor:
+    """The texts of a fixed set of descendant paths of an element, in one walk over only the
+    branches those paths go through (no ElementPath per value: that costs ten times more).
+    A path's value is its first element's trimmed text; an element present but empty is ""."""
+
+    def __init__(self, paths) -> None:
+        self.tree: dict = {}
+        for path in set(paths):
+            node = self.tree
+            for step in path.split("/"):
+                node = node.setdefault(step, {})
+            node[""] = True
+
+    def __call__(self, element) -> dict[str, str]:
+        found: dict[str, str] = {}
+        self._walk(element, self.tree, "", found)
+        return found
+
+    def _walk(self, element, tree: dict, prefix: str, found: dict) -> None:
+        for child in element:
+            tag = child.tag
+            name = LOCAL_NAMES.get(tag) if isinstance(tag, str) else None
+            if name is None:
+                if not isinstance(tag, str):
+                    continue
+                name = LOCAL_NAMES.setdefault(tag, tag.rsplit("}", 1)[-1])
+            branch = tree.get(name)
+            if branch is None:
+                continue
+            path = prefix + name
+            wanted = "" in branch
+            if wanted and path not in found:
+                found[path] = (child.text or "").strip()
+            if len(branch) > wanted:  # deeper paths go through this element
+                self._walk(child, branch, path + "/", found)
+
+
 class _Finder:
+    """One column's path alternatives: the first non-empty value wins."""
+
     def __init__(self, spec: str, message_root) -> None:
         self.alternatives = _path(spec)
         self.root = message_root
         self.absolute: dict[str, str] = {}
 
-    def __call__(self, element, entry_is_record: bool = False) -> str:
+    def relative(self, up: int) -> list[str]:
+        return [path for level, path, absolute in self.alternatives
+                if level == up and not absolute]
+
+    def __call__(self, levels: list[dict[str, str]], flat: bool = False) -> str:
+        """`levels[k]`: the extracted values of the record's k-th ancestor (0: the record).
+        `flat`: the record is the entry itself, so every path is read on it."""
         for up, path, absolute in self.alternatives:
             if absolute:
                 if path not in self.absolute:
-                    found = self.root().findtext(path) if self.root() is not None else None
+                    root = self.root()
+                    found = root.findtext("/".join("{*}" + step for step in path.split("/"))) \
+                        if root is not None else None
                     if found is None or not found.strip():
                         continue
                     self.absolute[path] = found.strip()
                 return self.absolute[path]
-            target = element
-            if not entry_is_record:
-                for _ in range(up):
-                    target = target.getparent() if target is not None else None
-            if target is None:
-                continue
-            found = target.findtext(path) if path else target.text
-            if found is not None and found.strip():
-                return found.strip()
+            values = levels[0] if flat else (levels[up] if up < len(levels) else None)
+            if values:
+                found = values.get(path)
+                if found:
+                    return found
         return ""
 
 
@@ -147,68 +195,100 @@ def read_iso20022(data: bytes, profile: Profile, display: str) -> XmlRecords:
         raise NativeFileError(f"{display}: the XML cannot be read: {exc}") from None
 
 
+COLUMNS = ("gateway_txn_id", "instruction_id", "amount", "status", "response_code",
+           "response_msg", "txn_time")
+FOUND = ("gateway_txn_id", "instruction_id", "amount", "txn_time", "response_code",
+         "response_msg")
+DROP_EVERY = 512  # read transactions are deleted in batches: one list shift per batch
+
+
 class _Reader:
     kind = ""
     defaults: dict[str, str] = {}
+    record_paths: tuple[str, ...] = ()  # what the reader itself reads on a record
 
     def __init__(self, profile: Profile, display: str) -> None:
         self.profile = profile
         self.display = display
         self.root = None
-        self.values: dict[str, list[str]] = {column: [] for column in
-                                             ("gateway_txn_id", "instruction_id", "amount",
-                                              "status", "response_code", "response_msg",
-                                              "txn_time")}
+        self.values: dict[str, list[str]] = {column: [] for column in COLUMNS}
         self.lines: list[int] = []
         self.paths: list[str] = []
         self.constants: dict[str, str] = {}
         self.finders: dict[str, _Finder] = {}
-        for column in ("gateway_txn_id", "instruction_id", "amount", "txn_time",
-                       "response_code", "response_msg"):
+        for column in FOUND:
             source = profile.columns.get(column, self.defaults.get(column))
             if isinstance(source, Constant):
                 self.constants[column] = source.constant
             elif isinstance(source, str):
-                self.finders[column] = _Finder(source, lambda: self.root)
+                try:
+                    self.finders[column] = _Finder(source, lambda: self.root)
+                except ValueError as exc:
+                    raise NativeFileError(f"{display}: columns.{column}: {exc}") from None
             elif source is not None:
                 raise NativeFileError(f"{display}: columns.{column}: an XML field is a path "
                                       f"such as \"OrgnlTxRef/Amt/InstdAmt\" (alternatives "
                                       f"separated by |)")
+        self.own_code = "response_code" not in profile.columns
+        self.own_message = "response_msg" not in profile.columns
+        depth = max([up for finder in self.finders.values() for up, _, _ in finder.alternatives]
+                    + [0])
+        self.extractors = [_Extractor([path for finder in self.finders.values()
+                                       for path in finder.relative(up)]
+                                      + (list(self.record_paths) if up == 0 else []))
+                           for up in range(depth + 1)]
+        self.flat_extractor = _Extractor([path for finder in self.finders.values()
+                                          for _, path, absolute in finder.alternatives
+                                          if not absolute] + list(self.record_paths))
+        self.ancestors: list = [None] * (depth + 1)  # (element, its values) per level
 
     def check_root(self, element) -> None:
         if self.root is not None:
             return
-        document = element.getroottree().getroot()
-        if element.getroottree().docinfo.doctype:
+        tree = element.getroottree()
+        if tree.docinfo.doctype:
             raise NativeFileError(f"{self.display}: the XML declares a DOCTYPE; refused")
+        document = tree.getroot()
         namespace = document.tag.split("}", 1)[0].lstrip("{") if "}" in document.tag else ""
         if self.kind not in namespace:
-            raise NativeFileError(f"{self.display}: the message is {namespace or local(document.tag)!r}, "
-                                  f"the profile says {self.kind}")
+            raise NativeFileError(f"{self.display}: the message is "
+                                  f"{namespace or local(document.tag)!r}, the profile says "
+                                  f"{self.kind}")
         self.root = document[0] if len(document) else document
 
-    def field(self, column: str, element, entry_is_record: bool = False) -> str:
-        if column in self.constants:
-            return self.constants[column]
-        finder = self.finders.get(column)
-        value = finder(element, entry_is_record) if finder else ""
-        if column == "txn_time" and DATE_ONLY.match(value):
-            value += " 00:00:00"
-        return value
+    def levels(self, element) -> list[dict[str, str]]:
+        """The record's values, and those of the ancestors its paths reach (cached: one entry
+        or payment is read once for all its transactions)."""
+        levels = [self.extractors[0](element)]
+        ancestor = element
+        for up in range(1, len(self.extractors)):
+            ancestor = ancestor.getparent() if ancestor is not None else None
+            cached = self.ancestors[up]
+            if cached is None or cached[0] is not ancestor:
+                cached = (ancestor, self.extractors[up](ancestor) if ancestor is not None
+                          else {})
+                self.ancestors[up] = cached
+            levels.append(cached[1])
+        return levels
 
-    def add(self, element, status: str, code: str, message: str, path: str,
-            entry_is_record: bool = False) -> None:
-        values = self.values
-        for column in ("gateway_txn_id", "instruction_id", "amount", "txn_time"):
-            values[column].append(self.field(column, element, entry_is_record))
+    def add(self, levels: list[dict[str, str]], line: int, status: str, code: str,
+            message: str, path: str, flat: bool = False) -> None:
+        values, constants, finders = self.values, self.constants, self.finders
+        for column in FOUND:
+            if column == "response_code" and self.own_code:
+                value = code
+            elif column == "response_msg" and self.own_message:
+                value = message
+            elif column in constants:
+                value = constants[column]
+            else:
+                finder = finders.get(column)
+                value = finder(levels, flat) if finder else ""
+                if column == "txn_time" and len(value) == 10 and DATE_ONLY.match(value):
+                    value += " 00:00:00"
+            values[column].append(value)
         values["status"].append(status)
-        values["response_code"].append(
-            self.field("response_code", element, entry_is_record)
-            if "response_code" in self.profile.columns else code)
-        values["response_msg"].append(
-            self.field("response_msg", element, entry_is_record)
-            if "response_msg" in self.profile.columns else message)
-        self.lines.append(element.sourceline or 0)
+        self.lines.append(line)
         self.paths.append(path)
 
     def records(self) -> XmlRecords:
@@ -218,7 +298,8 @@ class _Reader:
         raw = RawTable(self.display, frame, np.arange(1, n + 1, dtype=np.int64), n)
         return XmlRecords(raw, np.asarray(self.lines, dtype=np.int64), self.paths)
 
-    def amount_fen(self, text: str) -> int | None:
+    @staticmethod
+    def amount_fen(text: str) -> int | None:
         try:
             value = Decimal(text.strip()) * 100
         except (InvalidOperation, AttributeError):
@@ -226,71 +307,74 @@ class _Reader:
         return int(value) if value == value.to_integral_value() else None
 
 
-def _drop(element) -> None:
-    """Forget a read element and the read elements of its kind before it: memory stays flat.
-    (Other siblings, such as the group header, stay: absolute paths read them.)"""
+def _forget_read(element, count: int) -> None:
+    """Memory stays flat: the read element is cleared, and every DROP_EVERY records the
+    elements read before it are deleted from their parent."""
     element.clear(keep_tail=False)
-    parent = element.getparent()
-    if parent is None:
-        return
-    previous = element.getprevious()
-    while previous is not None and previous.tag == element.tag:
-        parent.remove(previous)
-        previous = element.getprevious()
+    if count % DROP_EVERY == 0:
+        parent = element.getparent()
+        if parent is not None:
+            del parent[:parent.index(element)]
+
+
+def _reason(element) -> tuple[str, str]:
+    code = (element.findtext("{*}StsRsnInf/{*}Rsn/{*}Cd") or
+            element.findtext("{*}StsRsnInf/{*}Rsn/{*}Prtry") or "").strip()
+    return code, (element.findtext("{*}StsRsnInf/{*}AddtlInf") or "").strip()
 
 
 class _Pain002(_Reader):
     kind = "pain.002"
     defaults = PAIN002_DEFAULTS
+    record_paths = ("TxSts", "StsRsnInf/Rsn/Cd", "StsRsnInf/Rsn/Prtry", "StsRsnInf/AddtlInf")
 
     def read(self, data: bytes) -> XmlRecords:
         group_status, group_reason = "", ("", "")
-        payment_status: dict[int, tuple[str, tuple[str, str]]] = {}
+        payment_level = ("", ("", ""))
         group_counts: list[tuple[str, str, str]] = []
         payment_counts: list[tuple[int, str, str, str]] = []
         record_payment: list[int] = []
         payments = 0
         tx_in_payment = 0
         current_parent = None
-        reason_finder = _Finder(REASON, lambda: self.root)
-        text_finder = _Finder(REASON_TEXT, lambda: self.root)
         events = _parser_events(data, ("{*}GrpHdr", "{*}OrgnlGrpInfAndSts", "{*}TxInfAndSts",
                                        "{*}OrgnlPmtInfAndSts"))
         for _, element in events:
-            self.check_root(element)
-            name = local(element.tag)
-            if name == "GrpHdr":
-                continue
-            if name == "OrgnlGrpInfAndSts":
+            if self.root is None:
+                self.check_root(element)
+            name = LOCAL_NAMES.get(element.tag) or local(element.tag)
+            if name == "TxInfAndSts":
+                parent = element.getparent()
+                if parent is not current_parent:  # the first transaction of a payment info
+                    current_parent = parent
+                    payments += 1
+                    tx_in_payment = 0
+                    payment_level = ((parent.findtext("{*}PmtInfSts") or "").strip(),
+                                     _reason(parent))
+                    payment_counts += [(payments, *count) for count in _per_status(parent)]
+                tx_in_payment += 1
+                levels = self.levels(element)
+                own = levels[0]
+                tx_reason = (own.get("StsRsnInf/Rsn/Cd") or own.get("StsRsnInf/Rsn/Prtry")
+                             or "", own.get("StsRsnInf/AddtlInf") or "")
+                status, (code, message) = _inherit([
+                    (own.get("TxSts") or "", tx_reason), payment_level,
+                    (group_status, group_reason)])
+                self.add(levels, element.sourceline or 0, status, code, message,
+                         f"/Document/CstmrPmtStsRpt/OrgnlPmtInfAndSts[{payments}]/"
+                         f"TxInfAndSts[{tx_in_payment}]")
+                record_payment.append(payments)
+                _forget_read(element, len(self.lines))
+            elif name == "OrgnlGrpInfAndSts":
                 group_status = (element.findtext("{*}GrpSts") or "").strip()
-                group_reason = (reason_finder(element), text_finder(element))
+                group_reason = _reason(element)
                 group_counts += _per_status(element)
-                continue
-            if name == "OrgnlPmtInfAndSts":
+            elif name == "OrgnlPmtInfAndSts":
                 if element is not current_parent:  # a payment information with no transaction
                     payments += 1
-                payment_counts += [(payments, *count) for count in _per_status(element)]
+                    payment_counts += [(payments, *count) for count in _per_status(element)]
                 current_parent = None
-                _drop(element)
-                continue
-            # TxInfAndSts
-            parent = element.getparent()
-            if parent is not current_parent:
-                current_parent = parent
-                payments += 1
-                tx_in_payment = 0
-                own = (parent.findtext("{*}PmtInfSts") or "").strip()
-                payment_status[payments] = (own, (reason_finder(parent), text_finder(parent)))
-            tx_in_payment += 1
-            own_status = (element.findtext("{*}TxSts") or "").strip()
-            levels = [(own_status, (reason_finder(element), text_finder(element))),
-                      payment_status[payments], (group_status, group_reason)]
-            status, (code, message) = _inherit(levels)
-            self.add(element, status, code, message,
-                     f"/Document/CstmrPmtStsRpt/OrgnlPmtInfAndSts[{payments}]/"
-                     f"TxInfAndSts[{tx_in_payment}]")
-            record_payment.append(payments)
-            _drop(element)
+                element.clear(keep_tail=False)
         if self.root is None:
             raise NativeFileError(f"{self.display}: no pain.002 message elements found")
         records = self.records()
@@ -351,20 +435,20 @@ def _count_check(what: str, said_count: str, chosen: np.ndarray, amounts: np.nda
 class _Camt054(_Reader):
     kind = "camt.054"
     defaults = CAMT054_DEFAULTS
+    record_paths = ("RtrInf", "RtrInf/Rsn/Cd", "RtrInf/Rsn/Prtry", "RtrInf/AddtlInf")
+    entry_reader = _Extractor(["Amt", "CdtDbtInd", "Sts", "Sts/Cd"])
 
     def read(self, data: bytes) -> XmlRecords:
         summaries: list[tuple[int, str, str, str]] = []  # (notification, which, count, sum)
-        # per notification: [entries, their sum, debit entries, their sum]
-        tally: dict[int, list[int]] = {}
+        tally: dict[int, list[int]] = {}  # per notification: entries, sum, debits, their sum
         notification = 0
         entry_number = 0
-        reason_finder = _Finder("RtrInf/Rsn/Cd|RtrInf/Rsn/Prtry", lambda: self.root)
-        text_finder = _Finder("RtrInf/AddtlInf", lambda: self.root)
         events = _parser_events(data, ("{*}GrpHdr", "{*}TxsSummry", "{*}Ntry"))
         current_notification = None
         for _, element in events:
-            self.check_root(element)
-            name = local(element.tag)
+            if self.root is None:
+                self.check_root(element)
+            name = LOCAL_NAMES.get(element.tag) or local(element.tag)
             if name == "GrpHdr":
                 continue
             parent = element.getparent()
@@ -382,28 +466,16 @@ class _Camt054(_Reader):
                                           (block.findtext("{*}Sum") or "").strip()))
                 continue
             entry_number += 1
-            amount = self.amount_fen(element.findtext("{*}Amt") or "") or 0
+            entry = self.entry_reader(element)
+            amount = self.amount_fen(entry.get("Amt", "")) or 0
             counts = tally[notification]
             counts[0] += 1
             counts[1] += amount
-            if (element.findtext("{*}CdtDbtInd") or "").strip().upper() != "DBIT":
-                _drop(element)
-                continue
-            counts[2] += 1
-            counts[3] += amount
-            status = (element.findtext("{*}Sts/{*}Cd") or element.findtext("{*}Sts") or "")
-            status = status.strip()
-            details = element.findall("{*}NtryDtls/{*}TxDtls")
-            path = f"/Document/BkToCstmrDbtCdtNtfctn/Ntfctn[{notification}]/Ntry[{entry_number}]"
-            if not details:
-                self.add(element, status, "", "", path, entry_is_record=True)
-            for number, detail in enumerate(details, start=1):
-                returned = detail.find("{*}RtrInf") is not None
-                self.add(detail, "RTRN" if returned else status,
-                         reason_finder(detail) if returned else "",
-                         text_finder(detail) if returned else "",
-                         f"{path}/NtryDtls/TxDtls[{number}]")
-            _drop(element)
+            if entry.get("CdtDbtInd", "").upper() == "DBIT":
+                counts[2] += 1
+                counts[3] += amount
+                self._entry(element, entry, notification, entry_number)
+            _forget_read(element, entry_number)
         if self.root is None:
             raise NativeFileError(f"{self.display}: no camt.054 message elements found")
         records = self.records()
@@ -422,3 +494,20 @@ class _Camt054(_Reader):
                 found += f" totalling {Decimal(total) / 100:.2f}"
             records.checks.append((f"Ntfctn[{number}]/TxsSummry/{which}", said, found))
         return records
+
+    def _entry(self, element, entry: dict, notification: int, number: int) -> None:
+        status = entry.get("Sts/Cd") or entry.get("Sts") or ""
+        path = f"/Document/BkToCstmrDbtCdtNtfctn/Ntfctn[{notification}]/Ntry[{number}]"
+        details = element.findall("{*}NtryDtls/{*}TxDtls")
+        if not details:
+            levels = [self.flat_extractor(element)]
+            self.add(levels, element.sourceline or 0, status, "", "", path, flat=True)
+        for position, detail in enumerate(details, start=1):
+            levels = self.levels(detail)
+            own = levels[0]
+            returned = "RtrInf" in own
+            code = (own.get("RtrInf/Rsn/Cd") or own.get("RtrInf/Rsn/Prtry") or "") \
+                if returned else ""
+            self.add(levels, detail.sourceline or 0, "RTRN" if returned else status, code,
+                     own.get("RtrInf/AddtlInf", "") if returned else "",
+                     f"{path}/NtryDtls/TxDtls[{position}]")
