@@ -212,7 +212,7 @@ class Profile(_Strict):
         if text or self.format == "contract":
             self._check_column_sources()
         if self.status.constant is None and "status" not in self.columns \
-                and self.format in ("delimited", "fixed_width"):
+                and self.format in ("delimited", "fixed_width") and self.lists == "all":
             raise ValueError("columns.status: say which field holds the status, or give "
                              "status.constant (e.g. \"SUCCESS\" for a success-only file)")
         if self.lists == "success_only" and self.status.constant not in (None, "SUCCESS"):

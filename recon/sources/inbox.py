@@ -118,7 +118,8 @@ def load_day(business_date: dt.date, settings: Settings, codes: CodeMap,
         expected = set(gateway_key(pd.Series(
             instructions.loc[instructions["sent_at"].notna(), "gateway"].unique())))
         settlements, arrived, refusals, settlement_rejects, settlement_ledger = \
-            _gather_settlements(settlement_jobs, expected, settings)
+            _gather_settlements(settlement_jobs, expected, settings,
+                                lambda gateway: _expected_file(profiles, gateway, business_date))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     ledger.extend(settlement_ledger)
@@ -272,8 +273,19 @@ def _settlement_or_refusal(*args):
         return refusal
 
 
+def _expected_file(profiles: Profiles, gateway: str, business_date: dt.date) -> tuple[str, str]:
+    """(file name, what is missing) for a gateway whose file is not there."""
+    profile = profiles.get(gateway)
+    if profile is None:
+        return f"settlement_{gateway}.csv", "no settlement file"
+    from recon.profiles import expand_date
+
+    pattern = expand_date(profile.file_pattern(), business_date)
+    return pattern, f"no file matching {pattern!r} (its profile {profile.source.name})"
+
+
 def _gather_settlements(jobs: list[tuple[str, Path, Future]], expected: set[str],
-                        settings: Settings):
+                        settings: Settings, expected_file=None):
     frames: list[pd.DataFrame] = []
     arrived: set[str] = set()
     refusals: list[SettlementRefusal] = []
@@ -298,9 +310,11 @@ def _gather_settlements(jobs: list[tuple[str, Path, Future]], expected: set[str]
         ledger.append(_ledger(validated, digest))
         arrived.add(gateway_key(gateway))
     for gateway in sorted(expected - arrived - {gateway_key(r.gateway) for r in refusals}):
+        name, missing = expected_file(gateway) if expected_file else \
+            (f"settlement_{gateway}.csv", "no settlement file")
         refusals.append(SettlementRefusal(
-            gateway, f"settlement_{gateway}.csv",
-            f"not arrived: no settlement file for gateway {gateway}, which has sent instructions"))
+            gateway, name,
+            f"not arrived: {missing} for gateway {gateway}, which has sent instructions"))
     settlements = pd.concat(frames, ignore_index=True) if frames else _empty_settlements()
     return settlements, arrived, refusals, rejects, ledger
 

@@ -168,3 +168,24 @@ def test_gateways_check_names_a_profile_mistake_as_a_usage_error(tmp_path):
                                        str(sample)])
     assert result.exit_code == 2
     assert "bad.toml" in result.output and "layout.delimter" in result.output
+
+
+def test_recon_run_with_a_broken_profile_is_a_usage_error_naming_file_and_key(tmp_path):
+    profiles = tmp_path / "profiles"
+    shutil.copytree(PROFILES, profiles)
+    text = (profiles / "lianlian.toml").read_text(encoding="utf-8")
+    (profiles / "lianlian.toml").write_text(text.replace('amount_unit = "fen"',
+                                                         'amount_unit = "jiao"'),
+                                            encoding="utf-8")
+    result = run_day(NATIVE / "inbox", tmp_path / "out", tmp_path / "n.db", profiles)
+    assert result.exit_code == 2, result.output
+    assert "lianlian.toml: key values.amount_unit" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_native_file_is_not_arrived_naming_its_pattern(tmp_path):
+    inbox, day = copy_native_day(tmp_path)
+    (day / "LL_20261127.txt.gz").unlink()
+    result = run_day(inbox, tmp_path / "out", tmp_path / "n.db", PROFILES)
+    assert result.exit_code == 4
+    assert "no file matching 'LL_20261127.txt.gz' (its profile lianlian.toml)" in result.output

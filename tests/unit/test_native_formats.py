@@ -391,3 +391,11 @@ def test_damaged_xml_never_escapes_as_anything_but_a_refusal_or_rows(cut, noise,
     except NativeFileError:
         return
     assert parsed.validated.rows_read <= 3
+
+
+def test_a_success_only_file_without_a_status_column_is_all_success():
+    prof = profile(lists="success_only",
+                   columns={k: c for k, c in COLUMNS.items() if k not in ("status",
+                                                                          "response_code")})
+    valid = read(prof, b"txn,order,amt,time\nT1,I1,1.00,2026-11-27 08:00:00\n").validated.valid
+    assert valid["status"].tolist() == ["SUCCESS"]

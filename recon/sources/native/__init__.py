@@ -151,6 +151,8 @@ def _mapped(profile: Profile, find, n_rows: int) -> pd.DataFrame:
         source = profile.columns.get(column)
         if column == "status" and profile.status.constant:
             source = Constant(constant=profile.status.constant)
+        elif column == "status" and source is None and profile.lists == "success_only":
+            source = Constant(constant="SUCCESS")
         if source is None:
             if column not in OPTIONAL_COLUMNS:
                 raise NativeFileError(f"the profile gives no source for {column}")

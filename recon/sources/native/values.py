@@ -82,7 +82,9 @@ def time_parser(time_format: str, timezone: str | None):
 def status_parser(profile: Profile):
     words = profile.status_words()
     contains = [(text.upper(), status) for text, status in profile.status.contains.items()]
-    constant = profile.status.constant
+    constant = profile.status.constant or (
+        "SUCCESS" if profile.lists == "success_only" and "status" not in profile.columns
+        else None)
     keys = pa.array(list(words), type=pa.large_string())
     meanings = pa.array(list(words.values()), type=pa.large_string())
 
