@@ -25,7 +25,7 @@ from recon.errors import InputRefused
 from recon.profiles import OPTIONAL_COLUMNS, SETTLEMENT_COLUMNS, Constant, Profile, Profiles, \
     expand_date
 from recon.sources.csvfile import RawTable, empty_rejects, read_bytes, read_csv
-from recon.sources.inbox import _NotArrived, _require_columns
+from recon.sources.inbox import _NotArrived
 from recon.sources.native.completeness import Facts, prove, side_file
 from recon.sources.native.text import NativeFileError, unwrap
 from recon.sources.native.values import settlement_spec
@@ -99,9 +99,8 @@ def parse(profile: Profile, path: Path, data: bytes, context: v.RuleContext,
         raw = read_csv(path, display, encoding=profile.encoding,
                        max_bytes=settings.max_file_bytes, max_field_chars=settings.max_field_chars,
                        max_columns=settings.max_columns, data=inner)
-        _require_columns(raw, v.SETTLEMENT)
-        raw = RawTable(raw.file, _contract_columns(raw.frame, profile), raw.lines, raw.records,
-                       raw.broken, raw.flawed)
+        raw = RawTable(raw.file, _contract_columns(raw.frame, profile, display), raw.lines,
+                       raw.records, raw.broken, raw.flawed)
     elif profile.format in ("delimited", "fixed_width"):
         if profile.format == "delimited":
             from recon.sources.native.delimited import read_delimited
@@ -131,16 +130,25 @@ def parse(profile: Profile, path: Path, data: bytes, context: v.RuleContext,
     return Parsed(validated, raw, facts, display)
 
 
-def _contract_columns(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+def _contract_columns(frame: pd.DataFrame, profile: Profile, display: str) -> pd.DataFrame:
     """A contract CSV under a profile: its own columns, or those the profile renames."""
     columns = {}
     for column in SETTLEMENT_COLUMNS:
         source = profile.columns.get(column, column)
         if isinstance(source, Constant):
             columns[column] = pd.Series(source.constant, index=frame.index, dtype="str")
-        else:
-            columns[column] = frame[str(source).strip().lower()] if str(source).strip().lower() \
-                in frame.columns else frame[column]
+            continue
+        name = str(source).strip().lower()
+        if name not in frame.columns:
+            if column in OPTIONAL_COLUMNS and column not in profile.columns:
+                columns[column] = pd.Series("", index=frame.index, dtype="str")
+                continue
+            raise NativeFileError(f"{display}, line 1: no column {str(source)!r} "
+                                  f"(columns.{column}) in the header")
+        if list(frame.columns).count(name) > 1:
+            raise NativeFileError(f"{display}, line 1: column {name!r} appears more than once "
+                                  f"in the header")
+        columns[column] = frame[name]
     return pd.DataFrame(columns, index=frame.index)
 
 

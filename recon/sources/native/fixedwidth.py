@@ -6,7 +6,6 @@ byte inside a character, so a column's values joined by LF decode in one call)."
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -143,5 +142,3 @@ def _broken(display: str, line: int, column: str, reason: str, value: bytes,
     return {"file": display, "line": int(line), "column": column,
             "value": value.decode(encoding, errors="replace")[:200], "reason": reason}
 
-
-__all__ = ["read_fixed_width", "field_spans", "pd"]

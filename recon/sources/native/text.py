@@ -4,7 +4,6 @@ header, summary and skipped lines (vectorised: line bounds by numpy, line tests 
 from __future__ import annotations
 
 import fnmatch
-import gzip
 import io
 import re
 import zipfile
