@@ -247,16 +247,17 @@ def main(argv: list[str] | None = None) -> int:
           f"{platform.python_version()}, {platform.platform()}")
     # Every day is generated before anything is timed, and written out to disk: a run should
     # not share the machine with the generator or with the kernel flushing its files.
-    for size in options.sizes.split(","):
+    for size in filter(None, options.sizes.split(",")):
         ensure_day(int(size))
     for back in range(options.range_days):
         ensure_day(100000, DAY - dt.timedelta(days=back))
     for size in filter(None, options.native.split(",")):
         ensure_native_day(int(size))
     os.sync()
-    rows = [bench_day(int(size), target) for size in options.sizes.split(",")
+    rows = [bench_day(int(size), target) for size in filter(None, options.sizes.split(","))
             for target in options.targets.split(",")]
-    print_table(rows)
+    if rows:
+        print_table(rows)
     sizes = {row["size"]: row for row in rows if row["target"] == "postgres"}
     targets: list[tuple[str, bool]] = []  # (issue 4's target, met)
     big, small = sizes.get(1000000), sizes.get(100000)
