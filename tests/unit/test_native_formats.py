@@ -19,6 +19,7 @@ from recon.profiles import Profile
 from recon.sources.inbox import _NotArrived
 from recon.sources.native import check_sample, parse
 from recon.sources.native.completeness import prove
+from recon.errors import InputRefused
 from recon.sources.native.text import NativeFileError
 
 D = dt.date(2026, 11, 27)
@@ -399,3 +400,34 @@ def test_a_success_only_file_without_a_status_column_is_all_success():
                                                                           "response_code")})
     valid = read(prof, b"txn,order,amt,time\nT1,I1,1.00,2026-11-27 08:00:00\n").validated.valid
     assert valid["status"].tolist() == ["SUCCESS"]
+
+
+TEXT_PROFILES = {
+    "delimited": profile(encoding="gbk", layout={"delimiter": "|", "quote": "", "header_line": 2,
+                                                 "trailer_lines": 1, "field_prefix": "`"},
+                         columns={k: c for k, c in COLUMNS.items()},
+                         values={"amount_unit": "fen", "time_format": "yyyyMMddHHmmss"},
+                         status={"contains": {"成功": "SUCCESS"}}),
+    "fixed_width": fixed_profile(layout={"separator": "", "trailer_lines": 1}),
+}
+
+
+@hypothesis_settings(max_examples=120, deadline=None,
+                     suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(sorted(TEXT_PROFILES)),
+       data=st.one_of(st.binary(max_size=400),
+                      st.lists(st.sampled_from([b"txn|order|amt|st|code|time", b"T1|I1|100|\xb3\xc9"
+                                                b"\xb9\xa6|00|20261127080000", b"`x|`y", b"",
+                                                b"\xff\xfe", b"|||||||", b'"', b"\r",
+                                                record("T1", "I1", "1", "0", "ok",
+                                                       "20261127080000")]),
+                               max_size=8).map(b"\n".join)))
+def test_broken_text_files_are_rows_rejects_or_a_refusal_never_a_crash(kind, data):
+    try:
+        parsed = read(TEXT_PROFILES[kind], data)
+    except (NativeFileError, InputRefused):
+        return
+    validated = parsed.validated
+    # every record is used, collapsed as an exact duplicate, or rejected: once
+    assert validated.rows_used + validated.duplicates_collapsed + validated.rows_rejected \
+        == validated.rows_read == parsed.raw.records
