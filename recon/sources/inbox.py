@@ -98,7 +98,7 @@ def load_day(business_date: dt.date, settings: Settings, codes: CodeMap,
                 for spec in present]
         work += [(csv_path, function, args) for _, csv_path, function, args in settlement_jobs]
         started = {path: pool.submit(function, *args) for path, function, args in
-                   sorted(work, key=lambda item: _size(item[0]), reverse=True)}
+                   sorted(work, key=lambda item: _cost(*item), reverse=True)}
         pending = {spec.name: started[day_dir / spec.name] for spec in present}
         settlement_jobs = [(gateway, csv_path, started[csv_path])
                            for gateway, csv_path, _, _ in settlement_jobs]
@@ -257,6 +257,13 @@ def _settlement_jobs(day_dir: Path, context: v.RuleContext, settings: Settings, 
             jobs.append((gateway, csv_path, _settlement_or_refusal,
                          (gateway, csv_path, ctl_path, context, settings, codes)))
     return jobs + native.settlement_jobs(day_dir, context, settings, profiles)
+
+
+def _cost(path: Path, function, args) -> float:
+    """A job's expected work: its file's size, times a reader's cost per byte (an XML or a
+    compressed native file costs several times a CSV's: it starts first)."""
+    per_byte = getattr(function, "cost_per_byte", None)
+    return _size(path) * (per_byte(*args) if per_byte else 1)
 
 
 def _size(path: Path) -> int:
