@@ -321,8 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                             f"workers within 10% of --jobs {result['jobs']}: {ratio:.2f}x",
                             ratio <= 1.10))
     if targets:
-        print("
-targets (issues 4, 13 and 15):")
+        print("\ntargets (issues 4, 13 and 15):")
         for text, met in targets:
             print(f"  [{'met' if met else 'MISSED'}] {text}")
     return 0
