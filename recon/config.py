@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     lock_wait_seconds: float = Field(default=0.0, ge=0.0)
     """How long to wait for another run of the same date before giving up (exit 5)."""
 
+    lock_lease_seconds: float = Field(default=60.0, ge=1.0)
+    """PostgreSQL: the lease on a running date, renewed every sixth of it. Through a
+    transaction-pooling pgbouncer a killed run keeps its date this long; on a direct connection
+    the date is free as soon as the killed run's session ends."""
+
     max_file_bytes: int = Field(default=4 * 1024**3, gt=0)
     """Input files larger than this are refused rather than read into memory."""
 

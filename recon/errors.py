@@ -56,6 +56,25 @@ class DateLocked(ReconError):
     exit_code = ExitCode.DATABASE
 
 
+class DateLockLost(ReconError):
+    """This run no longer holds its business date (its lock's session ended, or another run took
+    the date over): it must not commit, and did not."""
+
+    exit_code = ExitCode.DATABASE
+
+
+class DatabaseFailed(ReconError):
+    """The server was reached but failed the run: a statement or lock timeout, a full disk, our
+    session ended by the server, a COMMIT whose outcome was lost with the connection."""
+
+    exit_code = ExitCode.DATABASE
+
+
+class CommitUnknown(DatabaseFailed):
+    """The connection dropped during COMMIT and the server could not tell us since whether the
+    run committed: its ledger row must not be closed as failed (it may be done)."""
+
+
 class SchemaOutdated(ReconError):
     """The database schema is older than this code; `recon db upgrade` fixes it."""
 

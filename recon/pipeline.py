@@ -19,7 +19,7 @@ from recon.codes import CodeMap
 from recon.config import Settings
 from recon.contract import ExitCode, Status
 from recon.diff import CHANGES_COLUMNS, outcome_changes, transition_counts
-from recon.errors import InputRefused, ReconError
+from recon.errors import CommitUnknown, InputRefused, ReconError
 from recon.profiles import Profiles, load_profiles, with_profile_codes
 from recon.outages import SUSPECTED_COLUMNS, suspected_outages
 from recon.sinks import database as db
@@ -104,12 +104,13 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None) -> Ru
     database = db.connect(settings.database_url)
     try:
         db.ensure_schema(database)
-        with db.date_lock(database, day, settings.lock_wait_seconds):
+        with db.date_lock(database, day, settings.lock_wait_seconds, run_id=run_id,
+                          lease_seconds=settings.lock_lease_seconds) as lock:
             db.start_run(database, run_id, day, __version__)
             log.info("run started (database %s)", database.shown_url, extra=extra)
             try:
                 report = _run_locked(business_date, settings, codes, profiles, database,
-                                     run_id, before_commit)
+                                     run_id, lock, before_commit)
                 log.info("run finished: %s (exit %d)", report.outcome, report.exit_code,
                          extra=extra)
                 return report
@@ -120,7 +121,16 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None) -> Ru
                                               ExitCode.INPUT_REFUSED, str(refusal))
                 return RunReport(business_date, run_id, ExitCode.INPUT_REFUSED, "refused",
                                  str(refusal))
-            except ReconError:
+            except CommitUnknown:
+                raise  # the run may have committed: its ledger row is not ours to close
+            except ReconError as error:
+                # A timeout, a full disk, the lock lost...: close the run's ledger row with the
+                # same one line, when the server can still be reached.
+                try:
+                    db.finish_run_without_results(database, run_id, "failed", error.exit_code,
+                                                  str(error))
+                except ReconError:
+                    pass
                 raise
             except Exception as bug:
                 try:
@@ -134,7 +144,8 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None) -> Ru
 
 
 def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, profiles: Profiles,
-                database: db.Database, run_id: str, before_commit) -> RunReport:
+                database: db.Database, run_id: str, lock: db.DateLock,
+                before_commit) -> RunReport:
     day = business_date.isoformat()
     phases = Phases()
     # Work that does not need the main line's latest result runs on a second thread beside it:
@@ -189,7 +200,7 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
                     rejects.rename(columns={"column": "column_name"}).assign(run_id=run_id),
                     outcome=outcome, exit_code=exit_code,
                     digests={entry.file: entry.sha256 for entry in inputs.ledger},
-                    counts=report.counts(), message=report.message,
+                    counts=report.counts(), message=report.message, lock=lock,
                     before_finish=staging_job.result, before_commit=before_commit)
         except BaseException:
             _discard(staging_job)

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,14 +31,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-from recon.errors import (DatabaseUnavailable, DateLocked, MigrationFailed, MigrationsMissing,
-                          SchemaOutdated, UsageError)
+from recon.errors import (CommitUnknown, DatabaseFailed, DatabaseUnavailable, DateLocked,
+                          DateLockLost, MigrationFailed, MigrationsMissing, SchemaOutdated,
+                          UsageError)
 
 # The migrations ship inside the package (the top-level sql/ folder, mapped to `recon.sql` by
 # pyproject.toml), so an installed wheel finds them wherever it is installed.
 MIGRATIONS = importlib.resources.files("recon.sql")
 MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
-LOCK_NAMESPACE = 0x5245434F  # "RECO": advisory-lock keys of recon, one per business date
+LOCK_NAMESPACE = 0x5245434F  # "RECO": the advisory-lock key of schema upgrades
 HOLDER_TAG = re.compile(r"^recon (\d+) (\S+)$")  # "recon <pid> <host>": who holds a date lock
 # sqlite3 reports both "cannot reach the file" and "bad SQL" as OperationalError; these are the
 # former (anything else is a bug and keeps its traceback).
@@ -218,22 +220,114 @@ def _is_unavailable(database: Database, exc: DBAPIError) -> bool:
 
 
 def _first_line(database: Database, exc: DBAPIError) -> str:
-    text = str(exc.orig if exc.orig is not None else exc).strip()
+    """The server's own message, first line only: never a CONTEXT line (COPY puts the row it
+    was reading there) or the SQL statement."""
+    primary = getattr(getattr(exc.orig, "diag", None), "message_primary", None)
+    text = str(primary or (exc.orig if exc.orig is not None else exc)).strip()
     return scrub(text.splitlines()[0] if text else type(exc).__name__, database.url)
 
 
 @contextmanager
 def reachable(database: Database) -> Iterator[None]:
-    """Turn driver errors about reaching or logging in to the server into DatabaseUnavailable."""
+    """Turn driver errors about reaching the server, or about the server failing us (timeouts,
+    a full disk, our session ended), into one-line DatabaseUnavailable / DatabaseFailed."""
     try:
         yield
     except DBAPIError as exc:
+        failed = _server_failure(database, exc) if database.is_postgres else None
+        if failed is not None:
+            raise failed from None
         if _is_unavailable(database, exc):
-            raise DatabaseUnavailable(
-                f"database {database.shown_url} unavailable: {_first_line(database, exc)}",
-                next_step="check the server is up and the credentials (RECON_DATABASE_URL or "
-                          "~/.pgpass), then rerun") from None
+            raise _unavailable(database, _first_line(database, exc)) from None
         raise
+
+
+def _unavailable(database: Database, why: str) -> DatabaseUnavailable:
+    return DatabaseUnavailable(
+        f"database {database.shown_url} unavailable: {why}",
+        next_step="check the server is up and the credentials (RECON_DATABASE_URL or "
+                  "~/.pgpass), then rerun")
+
+
+RERUN = "rerun (a run that fails leaves the date's previous results as they were)"
+
+# SQLSTATEs of the server failing a run that did reach it, and what to say (CONTRACT exit 5).
+SESSION_ENDED = {
+    "57P01": "terminated by an administrator, or the server is shutting down",
+    "57P05": "idle_session_timeout",
+    "25P03": "idle_in_transaction_session_timeout",
+}
+
+
+def _server_failure(database: Database, exc: DBAPIError) -> DatabaseFailed | None:
+    """PostgreSQL: what the server did to us, in words, or None (unreachable, or a bug)."""
+    code = getattr(exc.orig, "pgcode", None)
+    message = _first_line(database, exc)
+    where = f"database {database.shown_url}"
+    if code == "57014" and "statement timeout" in message:
+        return DatabaseFailed(
+            f"{where}: a statement timed out after {_setting_origin(database, 'statement_timeout')}",
+            next_step="raise the timeout for recon's role, or look for what made the server slow "
+                      "(locks, load); then " + RERUN)
+    if code == "57014":
+        return DatabaseFailed(f"{where}: the server cancelled our statement ({message})",
+                              next_step=RERUN)
+    if code == "55P03":
+        return DatabaseFailed(
+            f"{where}: waited longer than {_setting_origin(database, 'lock_timeout')} for a "
+            f"lock another session holds",
+            next_step="find the session holding recon's tables (pg_locks), or raise the "
+                      "timeout; then " + RERUN)
+    if code == "53100" or "no space left on device" in message.lower():
+        return DatabaseFailed(f"{where}: the server's disk is full ({message})",
+                              next_step="free space on the database server; then " + RERUN)
+    if code in SESSION_ENDED:
+        return DatabaseFailed(f"{where}: the server ended our session ({SESSION_ENDED[code]})",
+                              next_step=RERUN)
+    if exc.connection_invalidated and code is None and _server_answers(database):
+        return DatabaseFailed(
+            f"{where}: the server ended our session ({message}; the server is up: terminated "
+            f"by an administrator, a restart or a proxy)",
+            next_step=RERUN)
+    return None
+
+
+def _session_words(exc: BaseException) -> str:
+    """Why a session ended, in a few words (the lock's heartbeat and confirm)."""
+    code = getattr(getattr(exc, "orig", None), "pgcode", None)
+    if code in SESSION_ENDED:
+        return SESSION_ENDED[code]
+    orig = getattr(exc, "orig", None) or exc
+    text = str(getattr(getattr(orig, "diag", None), "message_primary", None) or orig).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _server_answers(database: Database) -> bool:
+    try:
+        with database.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        return True
+    except SQLAlchemyError:
+        return False
+
+
+def _setting_origin(database: Database, name: str) -> str:
+    """"1s (statement_timeout of role recon)": the setting's value as the run's sessions get it,
+    and where it comes from; just the name when the server cannot be asked."""
+    try:
+        with database.engine.connect() as connection:
+            row = connection.execute(sa.text(
+                "SELECT current_setting(:name) AS value, s.source, current_user AS role, "
+                "current_database() AS db FROM pg_settings s WHERE s.name = :name"),
+                {"name": name}).one()
+    except SQLAlchemyError:
+        return name
+    origin = {"user": f"{name} of role {row.role}",
+              "database": f"{name} of database {row.db}",
+              "database user": f"{name} of role {row.role} in database {row.db}",
+              "configuration file": f"{name} in the server's configuration",
+              }.get(row.source, f"{name}, set by {row.source}")
+    return f"{row.value} ({origin})"
 
 
 # --- migrations -------------------------------------------------------------------------------
@@ -281,27 +375,28 @@ def upgrade(database: Database, *, target: int | None = None) -> list[str]:
     shipped = migrations(database)  # before anything is created: none found refuses
     applied: list[str] = []
     with reachable(database), database.engine.connect() as connection:
-        with _upgrade_lock(database, connection):
+        with write_transaction(connection):
+            _upgrade_lock(database, connection)
+            connection.execute(sa.text(
+                "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, "
+                "name text NOT NULL, applied_at text NOT NULL)"))
+        for version, name, path in shipped:
+            if target is not None and version > target:
+                break
             with write_transaction(connection):
-                connection.execute(sa.text(
-                    "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, "
-                    "name text NOT NULL, applied_at text NOT NULL)"))
-            for version, name, path in shipped:
-                if target is not None and version > target:
-                    break
-                with write_transaction(connection):
-                    # By version, not "above the highest applied": migration numbers are
-                    # reserved per workstream, so 007 may land after a database got 009.
-                    if connection.execute(sa.text(
-                            "SELECT count(*) FROM schema_version WHERE version = :version"),
-                            {"version": version}).scalar():
-                        continue
-                    _apply(database, connection, name, path)
-                    connection.execute(
-                        sa.text("INSERT INTO schema_version (version, name, applied_at) "
-                                "VALUES (:version, :name, :at)"),
-                        {"version": version, "name": name, "at": _now_text()})
-                applied.append(name)
+                _upgrade_lock(database, connection)
+                # By version, not "above the highest applied": migration numbers are
+                # reserved per workstream, so 007 may land after a database got 009.
+                if connection.execute(sa.text(
+                        "SELECT count(*) FROM schema_version WHERE version = :version"),
+                        {"version": version}).scalar():
+                    continue
+                _apply(database, connection, name, path)
+                connection.execute(
+                    sa.text("INSERT INTO schema_version (version, name, applied_at) "
+                            "VALUES (:version, :name, :at)"),
+                    {"version": version, "name": name, "at": _now_text()})
+            applied.append(name)
     return applied
 
 
@@ -318,18 +413,13 @@ def _apply(database: Database, connection: Connection, name: str, path: Traversa
                       "migration), then run `recon db upgrade` again") from exc
 
 
-@contextmanager
-def _upgrade_lock(database: Database, connection: Connection) -> Iterator[None]:
-    if not database.is_postgres:
-        yield
-        return
-    connection.execute(sa.text("SELECT pg_advisory_lock(:ns, 0)"), {"ns": LOCK_NAMESPACE})
-    connection.commit()
-    try:
-        yield
-    finally:
-        connection.execute(sa.text("SELECT pg_advisory_unlock(:ns, 0)"), {"ns": LOCK_NAMESPACE})
-        connection.commit()
+def _upgrade_lock(database: Database, connection: Connection) -> None:
+    """PostgreSQL: upgrades queue on a transaction-level advisory lock, taken first in each of
+    their transactions. (A session lock would not be ours through a transaction-pooling
+    pgbouncer, and its unlock could land on another server session.)"""
+    if database.is_postgres:
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, 0)"),
+                           {"ns": LOCK_NAMESPACE})
 
 
 def split_statements(script: str) -> list[str]:
@@ -376,20 +466,40 @@ def ensure_schema(database: Database) -> None:
 
 # --- one writer per business date ---------------------------------------------------------------
 
-def _date_lock_key(business_date: str) -> int:
-    year, month, day = (int(part) for part in business_date.split("-"))
-    return year * 10000 + month * 100 + day
+LOCK_LEASE_SECONDS = 60.0  # a killed run blocks D this long at most when its session outlives it
+
+
+class DateLock:
+    """The holding of one business date by one run.
+
+    `check` runs first in the write transaction, `confirm` last before its commit: each raises
+    DateLockLost if the run no longer holds D, so a run that lost D commits nothing.
+    """
+
+    business_date: str = ""
+
+    def check(self, connection: Connection) -> None:
+        pass
+
+    def confirm(self, connection: Connection) -> None:
+        pass
 
 
 @contextmanager
-def date_lock(database: Database, business_date: str, wait_seconds: float = 0.0) -> Iterator[None]:
+def date_lock(database: Database, business_date: str, wait_seconds: float = 0.0, *,
+              run_id: str = "", lease_seconds: float = LOCK_LEASE_SECONDS) -> Iterator[DateLock]:
     """Hold the lock on `business_date` for the duration of the block, or raise DateLocked."""
     if database.is_postgres:
-        with _postgres_date_lock(database, business_date, wait_seconds):
-            yield
+        lock = _PostgresDateLock(database, business_date, run_id, lease_seconds)
+        with reachable(database):
+            lock.take(wait_seconds)
+        try:
+            yield lock
+        finally:
+            lock.release()
     else:
-        with _file_date_lock(database, business_date, wait_seconds):
-            yield
+        with _file_date_lock(database, business_date, wait_seconds) as lock:
+            yield lock
 
 
 def _holder_tag() -> str:
@@ -397,55 +507,237 @@ def _holder_tag() -> str:
     return f"recon {os.getpid()} {socket.gethostname()}"
 
 
-def _date_locked(database: Database, business_date: str, wait_seconds: float) -> DateLocked:
+def _date_locked(business_date: str, wait_seconds: float, holder_text: str) -> DateLocked:
     waited = f" after waiting {wait_seconds:g}s" if wait_seconds else ""
     return DateLocked(f"business date {business_date} is held by another run "
-                      f"({holder(database, business_date)}){waited}",
+                      f"({holder_text}){waited}",
                       next_step="let it finish, or rerun with --wait SECONDS")
 
 
-def _say_waiting(database: Database, business_date: str, wait_seconds: float, *,
+def _say_waiting(business_date: str, wait_seconds: float, holder_text: str, *,
                  first: bool) -> None:
     if first:  # once per wait, naming whom we wait for
         log.info("business date %s is held by another run (%s); waiting up to %gs",
-                 business_date, holder(database, business_date), wait_seconds,
+                 business_date, holder_text, wait_seconds,
                  extra={"business_date": business_date, "step": "lock_wait"})
 
 
-@contextmanager
-def _postgres_date_lock(database: Database, business_date: str, wait_seconds: float):
-    # A session-level advisory lock on a connection of its own: it outlives the write
-    # transaction's commit, and ends with the session if the process dies.
-    key = _date_lock_key(business_date)
-    with reachable(database), database.engine.connect() as connection:
+def _lock_lost(business_date: str, why: str) -> DateLockLost:
+    return DateLockLost(f"lost the lock on {business_date} ({why}): nothing of this run was "
+                        f"committed; {business_date} keeps the results of the run that last "
+                        f"committed it", next_step="rerun the date")
+
+
+class _PostgresDateLock(DateLock):
+    """D's row in recon_date_locks (sql 007): a fencing token, a lease and a heartbeat.
+
+    Taking D bumps the row's token, names the holder and starts a lease of `lease_seconds`,
+    renewed by a heartbeat thread on a connection of its own, whose server session
+    (backend_pid, backend_start) the row records. A second run may take D over when the lease
+    has run out or that session has ended: on a direct connection the session ends the moment
+    the holder's process dies (as an advisory lock did); through a transaction-pooling
+    pgbouncer the server session outlives the process and the lease decides. Whatever the
+    connection, the write transaction locks the row first and finds its own token there, or
+    stops; and while it holds the row nobody can take D.
+    """
+
+    def __init__(self, database: Database, business_date: str, run_id: str,
+                 lease_seconds: float) -> None:
+        self.database = database
+        self.business_date = _iso_date(business_date)
+        self.run_id = run_id
+        self.lease_seconds = lease_seconds
+        self.token: int | None = None
+        self.lost: str = ""  # why, once the heartbeat found D lost
+        self._connection: Connection | None = None
+        self._mutex = threading.Lock()
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+
+    # taking and releasing
+
+    def take(self, wait_seconds: float) -> None:
+        self._connection = self.database.engine.connect()
         deadline = time.monotonic() + wait_seconds
         waiting = False
         while True:
-            got = connection.execute(sa.text("SELECT pg_try_advisory_lock(:ns, :key)"),
-                                     {"ns": LOCK_NAMESPACE, "key": key}).scalar()
-            connection.commit()
-            if got:
+            holder_text = self._try_take()
+            if not holder_text:
                 break
             if time.monotonic() >= deadline:
-                raise _date_locked(database, business_date, wait_seconds)
-            _say_waiting(database, business_date, wait_seconds, first=not waiting)
+                self._close()
+                raise _date_locked(self.business_date, wait_seconds, holder_text)
+            _say_waiting(self.business_date, wait_seconds, holder_text, first=not waiting)
             waiting = True
             time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
-        connection.execute(sa.text("SELECT set_config('application_name', :tag, false)"),
-                           {"tag": _holder_tag()})
-        connection.commit()
+        self._heartbeat = threading.Thread(target=self._beat, name=f"recon-lock-{self.business_date}",
+                                           daemon=True)
+        self._heartbeat.start()
+
+    def _try_take(self) -> str:
+        """Take D if it is free: "" then, else who holds it."""
+        connection = self._connection
+        params = {"d": self.business_date}
         try:
-            yield
-        finally:
+            with connection.begin():
+                connection.execute(sa.text(
+                    "INSERT INTO recon_date_locks (business_date) VALUES (:d) "
+                    "ON CONFLICT (business_date) DO NOTHING"), params)
+                row = connection.execute(sa.text(
+                    "SELECT l.token, l.run_id, l.host, l.pid, l.taken_at, "
+                    "       coalesce(l.lease_until > now(), false) AS leased, "
+                    "       EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.backend_pid "
+                    "               AND (a.backend_start IS NULL "
+                    "                    OR a.backend_start = l.backend_start)) AS alive "
+                    "FROM recon_date_locks l WHERE l.business_date = :d FOR UPDATE NOWAIT"),
+                    params).one()
+                if row.leased and row.alive:
+                    return _holder_text(row)
+                self.token = connection.execute(sa.text(
+                    "UPDATE recon_date_locks SET token = token + 1, run_id = :run_id, "
+                    "host = :host, pid = :pid, taken_at = now(), "
+                    "lease_until = now() + make_interval(secs => :lease), "
+                    "backend_pid = pg_backend_pid(), backend_start = (SELECT backend_start "
+                    "FROM pg_stat_activity WHERE pid = pg_backend_pid()) "
+                    "WHERE business_date = :d RETURNING token"),
+                    {**params, "run_id": self.run_id or None, "host": socket.gethostname(),
+                     "pid": os.getpid(), "lease": self.lease_seconds}).scalar_one()
+                return ""
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "pgcode", None) != "55P03":  # lock_not_available (NOWAIT)
+                raise
+        # Another run is inside its write transaction of D (or taking D this instant).
+        with connection.begin():
+            row = connection.execute(sa.text(
+                "SELECT run_id, host, pid, taken_at FROM recon_date_locks "
+                "WHERE business_date = :d"), params).one()
+        return _holder_text(row)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+        with self._mutex:
+            if self._connection is None:
+                return
             try:
-                connection.execute(sa.text("SELECT pg_advisory_unlock(:ns, :key)"),
-                                   {"ns": LOCK_NAMESPACE, "key": key})
-                connection.execute(sa.text("SELECT set_config('application_name', 'recon', "
-                                           "false)"))
-                connection.commit()
+                with self._connection.begin():
+                    self._connection.execute(sa.text(
+                        "UPDATE recon_date_locks SET run_id = NULL, host = NULL, pid = NULL, "
+                        "backend_pid = NULL, backend_start = NULL, lease_until = NULL "
+                        "WHERE business_date = :d AND token = :token"),
+                        {"d": self.business_date, "token": self.token})
             except SQLAlchemyError:
-                # Never hand a session that may still hold the lock back to the pool.
-                connection.invalidate()
+                pass  # the session or the lease ending frees D all the same
+            self._close()
+
+    def _close(self) -> None:
+        try:
+            self._connection.close()
+        except SQLAlchemyError:
+            pass
+        self._connection = None
+
+    # keeping
+
+    def _interval(self) -> float:
+        """Seconds between heartbeats: a sixth of the lease, and well inside the role's
+        idle_session_timeout, if it has one (the server would end an idle lock session)."""
+        interval = self.lease_seconds / 6
+        idle_ms = self._connection.execute(sa.text(
+            "SELECT setting::bigint FROM pg_settings WHERE name = 'idle_session_timeout'")
+        ).scalar()
+        self._connection.commit()
+        if idle_ms:
+            interval = min(interval, idle_ms / 1000 / 3)
+        return max(interval, 0.05)
+
+    def _beat(self) -> None:
+        try:
+            with self._mutex:
+                interval = self._interval()
+            while not self._stop.wait(interval):
+                with self._mutex:
+                    if not self._renew():
+                        return
+        except SQLAlchemyError as exc:
+            self.lost = f"its session ended: {_session_words(exc)}"
+
+    def _renew(self) -> bool:
+        connection = self._connection
+        with connection.begin():
+            token = connection.execute(sa.text(
+                "SELECT token FROM recon_date_locks WHERE business_date = :d "
+                "FOR UPDATE SKIP LOCKED"), {"d": self.business_date}).scalar()
+            if token is None:
+                return True  # our write transaction holds the row (or a run is looking at it)
+            if token != self.token:
+                self.lost = "another run took the date over"
+                return False
+            connection.execute(sa.text(
+                "UPDATE recon_date_locks SET lease_until = now() + make_interval(secs => :lease),"
+                " backend_pid = pg_backend_pid(), backend_start = (SELECT backend_start "
+                "FROM pg_stat_activity WHERE pid = pg_backend_pid()) WHERE business_date = :d"),
+                {"d": self.business_date, "lease": self.lease_seconds})
+        return True
+
+    # fencing the write
+
+    def check(self, connection: Connection) -> None:
+        token = connection.execute(sa.text(
+            "SELECT token FROM recon_date_locks WHERE business_date = :d FOR UPDATE"),
+            {"d": self.business_date}).scalar()
+        if token != self.token:
+            raise _lock_lost(self.business_date, "another run took the date over")
+        if self.lost:
+            raise _lock_lost(self.business_date, self.lost)
+
+    def confirm(self, connection: Connection) -> None:
+        """Just before the commit: the lock's session is alive and the lease runs on, so that no
+        run takes D over while this one publishes its reports."""
+        if self.lost:
+            raise _lock_lost(self.business_date, self.lost)
+        with self._mutex:
+            try:
+                self._connection.execute(sa.text("SELECT 1"))
+                self._connection.commit()
+            except SQLAlchemyError as exc:
+                self.lost = f"its session ended: {_session_words(exc)}"
+                raise _lock_lost(self.business_date, self.lost) from None
+        connection.execute(sa.text(
+            "UPDATE recon_date_locks SET lease_until = now() + make_interval(secs => :lease) "
+            "WHERE business_date = :d"), {"d": self.business_date, "lease": self.lease_seconds})
+
+
+def _holder_text(row) -> str:
+    if row.run_id is None and row.pid is None:
+        return "holder unknown"
+    started = f", started {row.taken_at}" if row.taken_at is not None else ""
+    return f"run {row.run_id or '(none)'} on {row.host}, pid {row.pid}{started}"
+
+
+class _FileDateLock(DateLock):
+    """SQLite: flock on `<db file>.<D>.lock`. The lock lives as long as the open file does, so
+    it cannot be lost while the process lives, unless the file is deleted or replaced (then a
+    second run locks a new file): check and confirm find the path still naming our file."""
+
+    def __init__(self, business_date: str, path: Path | None, handle) -> None:
+        self.business_date = business_date
+        self.path = path
+        self.handle = handle
+
+    def check(self, connection: Connection) -> None:
+        if self.path is None:
+            return
+        try:
+            ours = os.stat(self.path).st_ino == os.fstat(self.handle.fileno()).st_ino
+        except OSError:
+            ours = False
+        if not ours:
+            raise _lock_lost(self.business_date, f"its lock file {self.path} was removed or "
+                                                  f"replaced")
+
+    confirm = check
 
 
 @contextmanager
@@ -461,15 +753,17 @@ def _file_date_lock(database: Database, business_date: str, wait_seconds: float)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise _date_locked(database, business_date, wait_seconds) from None
-                _say_waiting(database, business_date, wait_seconds, first=not waiting)
+                    raise _date_locked(business_date, wait_seconds,
+                                       holder(database, business_date)) from None
+                _say_waiting(business_date, wait_seconds, holder(database, business_date),
+                             first=not waiting)
                 waiting = True
                 time.sleep(min(0.1, max(0.01, deadline - time.monotonic())))
         handle.seek(0)
         handle.truncate()
         handle.write(_holder_tag() + "\n")
         handle.flush()
-        yield
+        yield _FileDateLock(business_date, lock_path, handle)
     finally:
         handle.close()  # closing the file releases the lock; the process dying does too
 
@@ -478,29 +772,11 @@ def _lock_file(database: Database, business_date: str) -> Path:
     return Path(f"{database.url.database}.{business_date}.lock")
 
 
-def _lock_holder_tag(database: Database, business_date: str) -> str:
-    """The holder tag of whoever holds D's lock now ("" when it cannot be told)."""
-    if not database.is_postgres:
-        try:
-            return _lock_file(database, business_date).read_text().strip()
-        except OSError:
-            return ""
-    with database.engine.connect() as connection:
-        tag = connection.execute(sa.text(
-            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
-            "AND l.classid::bigint = :ns AND l.objid::bigint = :key LIMIT 1"),
-            {"ns": LOCK_NAMESPACE, "key": _date_lock_key(business_date)}).scalar()
-    return tag or ""
-
-
 def holder(database: Database, business_date: str) -> str:
-    """Who is running `business_date`: its recon_runs row, matched to the lock's holder.
-
-    A run killed earlier leaves a 'running' row too; the lock says which process is alive.
-    """
+    """SQLite: who is running `business_date`: its recon_runs row, matched to the lock file's
+    holder tag. A run killed earlier leaves a 'running' row too; the tag says which is alive."""
     try:
-        tag = HOLDER_TAG.match(_lock_holder_tag(database, business_date))
+        tag = HOLDER_TAG.match(_lock_file(database, business_date).read_text().strip())
         with database.engine.connect() as connection:
             rows = connection.execute(sa.text(
                 "SELECT run_id, host, pid, started_at FROM recon_runs WHERE business_date = :d "
@@ -559,47 +835,112 @@ def _finish_params(run_id: str, outcome: str, exit_code: int, digests: dict, cou
 def finish_run_without_results(database: Database, run_id: str, outcome: str, exit_code: int,
                                message: str, digests: dict | None = None,
                                counts: dict | None = None) -> None:
-    """Close a run that wrote nothing (refused or failed); D's results stay as they were."""
+    """Close a run that wrote nothing (refused or failed); D's results stay as they were.
+    A run already closed as done or incomplete (a COMMIT that went through) stays so."""
     with reachable(database), database.engine.begin() as connection:
-        connection.execute(_finish_statement(), _finish_params(
-            run_id, outcome, exit_code, digests or {}, counts or {}, message))
+        connection.execute(sa.text(_finish_statement().text
+                                   + " AND outcome IN ('running', 'abandoned')"),
+                           _finish_params(run_id, outcome, exit_code, digests or {},
+                                          counts or {}, message))
 
 
 def write_results(database: Database, run_id: str, business_date: str, outcomes: pd.DataFrame,
                   settlement_exceptions: pd.DataFrame, rejects: pd.DataFrame, *, outcome: str,
                   exit_code: int, digests: dict, counts: dict, message: str,
-                  before_finish=None, before_commit=None) -> None:
+                  lock: DateLock | None = None, before_finish=None, before_commit=None) -> None:
     """Replace D's rows in the three result tables and close the run, in one transaction.
 
-    `before_finish` is called once the rows are written and before the run is closed (its
-    `counts` are stored then); `before_commit` after that, just before the commit. An exception
-    from either rolls everything back.
+    The transaction first checks the run still holds D (`lock`, see date_lock) and confirms it
+    last, before the commit. `before_finish` is called once the rows are written and before the
+    run is closed (its `counts` are stored then); `before_commit` after that, just before the
+    lock is confirmed and the transaction committed. An exception from either rolls everything
+    back. A connection lost during the COMMIT itself: see _lost_commit.
     """
+    lock = lock or DateLock()
     if database.is_postgres:
         with reachable(database):
             _ensure_date_partition(database, business_date)
-    with reachable(database), database.engine.begin() as connection:
-        if database.is_postgres:
-            tables = ("settlement_exceptions", "input_rejects")
-        else:
-            tables = ("installment_outcomes", "settlement_exceptions", "input_rejects")
-        for table in tables:
-            connection.execute(sa.text(f"DELETE FROM {table} WHERE business_date = :d"),
-                               {"d": business_date})
-        if database.is_postgres:
-            _replace_outcome_partition(connection, business_date, run_id, outcomes)
-        else:
-            _bulk_insert(database, connection, "installment_outcomes", OUTCOME_COLUMNS,
-                         outcomes)
-        _bulk_insert(database, connection, "settlement_exceptions", SETTLEMENT_EXCEPTION_COLUMNS,
-                     settlement_exceptions)
-        _bulk_insert(database, connection, "input_rejects", REJECT_COLUMNS, rejects)
-        if before_finish is not None:
-            before_finish()
-        connection.execute(_finish_statement(), _finish_params(
-            run_id, outcome, exit_code, digests, counts, message))
-        if before_commit is not None:
-            before_commit()
+    with reachable(database), database.engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            lock.check(connection)
+            _write_rows(database, connection, run_id, business_date, outcomes,
+                        settlement_exceptions, rejects)
+            if before_finish is not None:
+                before_finish()
+            connection.execute(_finish_statement(), _finish_params(
+                run_id, outcome, exit_code, digests, counts, message))
+            if before_commit is not None:
+                before_commit()
+            lock.confirm(connection)
+        except BaseException:
+            try:
+                transaction.rollback()
+            except SQLAlchemyError:
+                pass  # the connection is gone: the server rolls back
+            raise
+        try:
+            transaction.commit()
+        except DBAPIError as exc:
+            if not database.is_postgres:
+                raise
+            _lost_commit(database, run_id, business_date, exc)
+
+
+def _write_rows(database: Database, connection: Connection, run_id: str, business_date: str,
+                outcomes: pd.DataFrame, settlement_exceptions: pd.DataFrame,
+                rejects: pd.DataFrame) -> None:
+    if database.is_postgres:
+        tables = ("settlement_exceptions", "input_rejects")
+    else:
+        tables = ("installment_outcomes", "settlement_exceptions", "input_rejects")
+    for table in tables:
+        connection.execute(sa.text(f"DELETE FROM {table} WHERE business_date = :d"),
+                           {"d": business_date})
+    if database.is_postgres:
+        _replace_outcome_partition(connection, business_date, run_id, outcomes)
+    else:
+        _bulk_insert(database, connection, "installment_outcomes", OUTCOME_COLUMNS, outcomes)
+    _bulk_insert(database, connection, "settlement_exceptions", SETTLEMENT_EXCEPTION_COLUMNS,
+                 settlement_exceptions)
+    _bulk_insert(database, connection, "input_rejects", REJECT_COLUMNS, rejects)
+
+
+LOST_COMMIT_WAIT = "30s"  # how long to wait for the server to end the lost COMMIT's session
+
+
+def _lost_commit(database: Database, run_id: str, business_date: str, exc: DBAPIError) -> None:
+    """The connection dropped while COMMIT was in flight: did the server commit?
+
+    Ask on a new connection. The run's recon_runs row was closed in the lost transaction, so
+    its row lock is held until that transaction ends on the server: SELECT ... FOR UPDATE waits
+    for that end, then reads what holds. Committed: return (the run carries on, as done). Not
+    committed: DatabaseFailed, D kept its previous results. No answer: CommitUnknown.
+    """
+    why = _first_line(database, exc)
+    where = f"database {database.shown_url}"
+    try:
+        with database.engine.begin() as connection:
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOST_COMMIT_WAIT}'")
+            state = connection.execute(sa.text(
+                "SELECT outcome FROM recon_runs WHERE run_id = :run_id FOR UPDATE"),
+                {"run_id": run_id}).scalar()
+    except SQLAlchemyError:
+        raise CommitUnknown(
+            f"{where}: the connection was lost during COMMIT ({why}) and the server could not "
+            f"be asked since: whether run {run_id} committed its results of {business_date} is "
+            f"unknown",
+            next_step=f"check recon_runs for run {run_id}: 'running' means D kept its previous "
+                      f"results (rerun), anything else that the run's results stand") from None
+    if state is not None and state != "running":
+        log.warning("the connection was lost during COMMIT (%s); the server confirms the run's "
+                    "results of %s were committed", why, business_date,
+                    extra={"run_id": run_id, "business_date": business_date})
+        return
+    raise DatabaseFailed(
+        f"{where}: the connection was lost during COMMIT ({why}); the server says it was not "
+        f"committed: {business_date} keeps its previous results",
+        next_step="rerun the date")
 
 
 OUTCOMES_PARENT = "installment_outcomes"

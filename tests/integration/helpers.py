@@ -157,7 +157,7 @@ class HeldRun:
     """A run of `day` stopped inside its write transaction (see tests/integration/hold_run.py)."""
 
     def __init__(self, day: str, url: str, work: Path, *, releasable: bool = True,
-                 inbox: Path | None = None) -> None:
+                 inbox: Path | None = None, at: str = "commit", env: dict | None = None) -> None:
         self.ready = work / f"held-{day}.ready"
         self.release_file = work / f"held-{day}.release"
         args = [day, str(inbox or FIXTURES / "inbox"), str(work / "held-out"), url,
@@ -166,7 +166,8 @@ class HeldRun:
             args.append(str(self.release_file))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.integration.hold_run", *args], cwd=work, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=subprocess_env())
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**(env or subprocess_env()), "HOLD_AT": at})
 
     def wait_until_holding(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

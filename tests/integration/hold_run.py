@@ -4,18 +4,22 @@
 
 Every row of the date has been written (not committed) when the `before_commit` hook writes
 READY_FILE; the run then waits until RELEASE_FILE exists (or forever without one), so a test can
-SIGKILL it mid-write or race a second run against it.
+SIGKILL it mid-write or race a second run against it. With HOLD_AT=write in the environment the
+run stops earlier: holding its date lock, its inputs classified, before the write transaction
+begins.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import time
 from pathlib import Path
 
 from recon import pipeline
 from recon.config import Settings
+from recon.errors import ReconError
 
 
 def main(argv: list[str]) -> int:
@@ -32,7 +36,20 @@ def main(argv: list[str]) -> int:
             time.sleep(0.05)
         raise SystemExit("hold_run: never released")
 
-    report = pipeline.run(dt.date.fromisoformat(day), settings, before_commit=hold)
+    if os.environ.get("HOLD_AT") == "write":
+        write_results = pipeline.db.write_results
+
+        def hold_then_write(*args, **kwargs):
+            hold()
+            return write_results(*args, **kwargs)
+
+        pipeline.db.write_results = hold_then_write
+    try:
+        report = pipeline.run(dt.date.fromisoformat(day), settings,
+                              before_commit=None if os.environ.get("HOLD_AT") == "write" else hold)
+    except ReconError as error:  # as the CLI shows it
+        print(f"recon {day}: {error}", file=sys.stderr)
+        return error.exit_code
     print(report.run_id)
     return report.exit_code
 

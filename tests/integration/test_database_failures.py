@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from recon import pipeline
 from recon.config import Settings
-from recon.errors import DatabaseUnavailable
+from recon.errors import DatabaseFailed
 from recon.sinks.database import normalise_url
 from tests.conftest import FIXTURES
 from tests.integration.helpers import (DAYS, expected_exit_code, recon, recon_run, runs,
@@ -90,8 +90,8 @@ def test_password_in_the_url_is_never_printed_logged_or_stored(postgres_url, tmp
 
 
 @pytest.mark.postgres
-def test_connection_lost_mid_write_exits_5_and_leaves_the_previous_results(postgres_url,
-                                                                          tmp_path):
+def test_session_ended_mid_write_exits_5_says_so_and_leaves_the_previous_results(postgres_url,
+                                                                                 tmp_path):
     assert recon_run(DAY, postgres_url, tmp_path).returncode == expected_exit_code(DAY)
     before = snapshot(postgres_url, DAY)
     admin = sa.create_engine(normalise_url(postgres_url), isolation_level="AUTOCOMMIT")
@@ -107,16 +107,22 @@ def test_connection_lost_mid_write_exits_5_and_leaves_the_previous_results(postg
     settings = Settings(inbox=FIXTURES / "inbox", out=tmp_path / "out",
                         database_url=postgres_url)
     try:
-        with pytest.raises(DatabaseUnavailable) as failure:
+        with pytest.raises(DatabaseFailed) as failure:
             pipeline.run(dt.date.fromisoformat(DAY), settings,
                          before_commit=server_drops_the_writer)
     finally:
         admin.dispose()
 
+    # Not "unavailable, check the server is up": the server is up and ended our session.
     assert failure.value.exit_code == 5
+    assert "the server ended our session" in str(failure.value)
+    assert "unavailable" not in str(failure.value)
     assert snapshot(postgres_url, DAY) == before
-    assert [run.outcome for run in runs(postgres_url, DAY)] == ["incomplete", "running"]
-    # ... and the next run of D says the dropped one never finished.
+    # The server can still be reached: the run's ledger row is closed with the same words.
+    finished, dropped = runs(postgres_url, DAY)
+    assert finished.outcome == "incomplete"
+    assert (dropped.outcome, dropped.exit_code, dropped.message) == ("failed", 5,
+                                                                     str(failure.value))
     assert recon_run(DAY, postgres_url, tmp_path).returncode == expected_exit_code(DAY)
-    assert [run.outcome for run in runs(postgres_url, DAY)] == ["incomplete", "abandoned",
+    assert [run.outcome for run in runs(postgres_url, DAY)] == ["incomplete", "failed",
                                                                 "incomplete"]
