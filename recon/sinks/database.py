@@ -17,7 +17,7 @@ import re
 import socket
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -1102,7 +1102,11 @@ def _copy(connection: Connection, table: str, columns: list[str], frame: pd.Data
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH ({options})"
     buffer = io.BytesIO(_copy_csv(frame))
     try:
-        with connection.connection.driver_connection.cursor() as cursor:
+        # When the server ends the session mid-COPY, psycopg2 prints an exception chain to
+        # sys.stderr on its own (its CONTEXT line can quote a row being loaded): the error raised
+        # below is what the run reports, in one line, so that print is dropped.
+        with connection.connection.driver_connection.cursor() as cursor, \
+                redirect_stderr(io.StringIO()):
             cursor.copy_expert(statement, buffer, size=COPY_CHUNK_BYTES)
     except psycopg2.Error as exc:
         raise DBAPIError.instance(

@@ -133,3 +133,111 @@ class Cluster:
     def drop(self) -> None:
         subprocess.run(["pg_dropcluster", "--stop", self.version, self.name],
                        capture_output=True)
+
+
+class CommitCutter:
+    """A TCP proxy in front of PostgreSQL that loses the connection of the run's write
+    transaction at its COMMIT, once: `forward=True` hands the COMMIT to the server and cuts the
+    client off before the answer (committed, and the client cannot know); `forward=False` cuts
+    both sides before the server sees it (not committed). Every other connection passes.
+
+    The write transaction is the one that closes the run (`UPDATE recon_runs SET ended_at`);
+    the URL it gives disables TLS so that the proxy can read the messages.
+    """
+
+    FINISH = b"UPDATE recon_runs SET ended_at"
+
+    def __init__(self, server_url: str, *, forward: bool) -> None:
+        import threading
+
+        self.target = normalise_url(server_url)
+        self.forward = forward
+        self.cut = threading.Event()  # set once the COMMIT was cut
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def url(self, url: str) -> str:
+        return normalise_url(url).set(host="127.0.0.1", port=self.port).update_query_dict(
+            {"sslmode": "disable", "gssencmode": "disable"}).render_as_string(
+            hide_password=False)
+
+    def close(self) -> None:
+        self._listener.close()
+        _cut(*self._sockets)
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection((self.target.host or "127.0.0.1",
+                                               self.target.port or 5432))
+            self._sockets += [client, server]
+            answer_dropped = threading.Event()
+            threading.Thread(target=self._to_server, args=(client, server, answer_dropped),
+                             daemon=True).start()
+            threading.Thread(target=self._to_client, args=(server, client, answer_dropped),
+                             daemon=True).start()
+
+    def _to_server(self, client, server, answer_dropped) -> None:
+        buffer, started, armed = b"", False, False
+        try:
+            while data := client.recv(65536):
+                buffer += data
+                out = b""
+                while True:  # whole messages only: startup (no type byte), then typed ones
+                    head = 4 if not started else 5
+                    if len(buffer) < head:
+                        break
+                    length = int.from_bytes(buffer[head - 4:head], "big") + (head - 4)
+                    if len(buffer) < length:
+                        break
+                    message, buffer = buffer[:length], buffer[length:]
+                    started = True
+                    if message[:1] == b"Q" and self.FINISH in message:
+                        armed = True
+                    elif (message[:1] == b"Q" and armed and not self.cut.is_set()
+                          and message[5:].lstrip().upper().startswith(b"COMMIT")):
+                        server.sendall(out)
+                        out = b""
+                        if self.forward:
+                            answer_dropped.set()
+                            server.sendall(message)
+                        else:
+                            self.cut.set()
+                            _cut(client, server)
+                            return
+                        continue
+                    out += message
+                server.sendall(out)
+        except OSError:
+            pass
+        finally:
+            _cut(client, server)
+
+    def _to_client(self, server, client, answer_dropped) -> None:
+        try:
+            while data := server.recv(65536):
+                if answer_dropped.is_set():  # the COMMIT's answer: the client never gets it
+                    self.cut.set()
+                    _cut(client, server)
+                    return
+                client.sendall(data)
+        except OSError:
+            pass
+
+
+def _cut(*sockets: socket.socket) -> None:
+    """End the connections now (a bare close() does not while another thread reads them)."""
+    for sock in sockets:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
