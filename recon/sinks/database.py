@@ -266,7 +266,8 @@ def _server_failure(database: Database, exc: DBAPIError) -> DatabaseFailed | Non
     where = f"database {database.shown_url}"
     if code == "57014" and "statement timeout" in message:
         return DatabaseFailed(
-            f"{where}: a statement timed out after {_setting_origin(database, 'statement_timeout')}",
+            f"{where}: a statement timed out after "
+            f"{_setting_origin(database, 'statement_timeout')}",
             next_step="raise the timeout for recon's role, or look for what made the server slow "
                       "(locks, load); then " + RERUN)
     if code == "57014":
@@ -560,18 +561,18 @@ class _PostgresDateLock(DateLock):
         self._connection = self.database.engine.connect()
         deadline = time.monotonic() + wait_seconds
         waiting = False
-        while True:
-            holder_text = self._try_take()
-            if not holder_text:
-                break
-            if time.monotonic() >= deadline:
-                self._close()
-                raise _date_locked(self.business_date, wait_seconds, holder_text)
-            _say_waiting(self.business_date, wait_seconds, holder_text, first=not waiting)
-            waiting = True
-            time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
-        self._heartbeat = threading.Thread(target=self._beat, name=f"recon-lock-{self.business_date}",
-                                           daemon=True)
+        try:
+            while holder_text := self._try_take():
+                if time.monotonic() >= deadline:
+                    raise _date_locked(self.business_date, wait_seconds, holder_text)
+                _say_waiting(self.business_date, wait_seconds, holder_text, first=not waiting)
+                waiting = True
+                time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
+        except BaseException:
+            self._close()
+            raise
+        self._heartbeat = threading.Thread(target=self._beat, daemon=True,
+                                           name=f"recon-lock-{self.business_date}")
         self._heartbeat.start()
 
     def _try_take(self) -> str:
