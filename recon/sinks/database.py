@@ -449,6 +449,8 @@ def ensure_schema(database: Database) -> None:
     latest = latest_version(database)  # first: an install without migrations checks nothing
     with reachable(database), database.engine.connect() as connection:
         version = applied_version(connection)
+        applied = set(connection.execute(sa.text("SELECT version FROM schema_version"))
+                      .scalars()) if version else set()
     if version is None:
         upgrade(database)
         return
@@ -456,6 +458,12 @@ def ensure_schema(database: Database) -> None:
         raise SchemaOutdated(
             f"database {database.shown_url} has schema version {version}, this recon needs "
             f"{latest}", next_step="run `recon db upgrade` (with the same --db), then rerun")
+    # Numbers are reserved per workstream: a database at 009 may still lack 007.
+    missing = [name for number, name, _ in migrations(database) if number not in applied]
+    if version == latest and missing:
+        raise SchemaOutdated(
+            f"database {database.shown_url} lacks schema migration(s) {', '.join(missing)}",
+            next_step="run `recon db upgrade` (with the same --db), then rerun")
     if version > latest:
         # A newer recon has migrated it (006 re-keyed installment_outcomes, say): this one's
         # writes would fail halfway or write what the newer schema does not expect.

@@ -294,3 +294,26 @@ def _leaf_indexes(url: str, table: str) -> dict[str, str]:
     """Index name -> its columns (and predicate) as pg_indexes defines them."""
     return {row.indexname: row.indexdef.split(" USING btree ")[1] for row in query(
         url, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :t", t=table)}
+
+
+@pytest.mark.postgres
+def test_database_lacking_a_lower_numbered_migration_is_refused_then_upgraded(postgres_url,
+                                                                               tmp_path):
+    # Migration numbers are reserved per workstream: a database can get 009 before 007 ships.
+    assert recon_run(DAY, postgres_url, tmp_path).returncode == expected_exit_code(DAY)
+    engine = sa.create_engine(db.normalise_url(postgres_url))
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("DROP TABLE recon_date_locks"))
+            connection.execute(sa.text("DELETE FROM schema_version WHERE version = 7"))
+    finally:
+        engine.dispose()
+
+    refused = recon_run(DAY, postgres_url, tmp_path)
+    assert refused.returncode == 5, refused.stderr
+    assert "lacks schema migration(s) 007_date_locks" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    upgraded = recon("db", "upgrade", "--db", postgres_url, cwd=tmp_path)
+    assert upgraded.returncode == 0 and "007_date_locks" in upgraded.stdout, upgraded.stderr
+    assert recon_run(DAY, postgres_url, tmp_path).returncode == expected_exit_code(DAY)
