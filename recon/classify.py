@@ -23,7 +23,7 @@ from recon.contract import (
     SettlementExceptionKind,
     Status,
 )
-from recon.frames import arrow_strings
+from recon.frames import arrow_strings, dictionary_codes
 
 KEY = ["loan_id", "installment_no"]
 R = RootCause
@@ -46,12 +46,10 @@ def day_start_utc(business_date: dt.date, tz: ZoneInfo) -> pd.Timestamp:
 
 def shared_codes(*columns: pd.Series) -> tuple[list[np.ndarray], pa.Array]:
     """Integer codes of `columns` over one shared dictionary (first appearance order)."""
-    chunks = [arrow_strings(column) for column in columns]
-    encoded = pc.dictionary_encode(pa.chunked_array(chunks, type=pa.large_string()))
-    indices = np.concatenate([chunk.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-                              for chunk in encoded.chunks] or [np.zeros(0, dtype=np.int64)])
-    dictionary = encoded.chunks[0].dictionary if encoded.num_chunks else \
-        pa.array([], type=pa.large_string())
+    arrays = [arrow_strings(column) for column in columns]
+    chunks = [chunk for array in arrays
+              for chunk in (array.chunks if isinstance(array, pa.ChunkedArray) else [array])]
+    indices, dictionary = dictionary_codes(pa.chunked_array(chunks, type=pa.large_string()))
     bounds = np.cumsum([0] + [len(column) for column in columns])
     return [indices[bounds[i]:bounds[i + 1]] for i in range(len(columns))], dictionary
 
@@ -349,9 +347,10 @@ class Vocabulary:
 
     def of(self, values: pd.Series) -> np.ndarray:
         """Codes of `values`, each of which must be a label."""
-        codes = pc.index_in(arrow_strings(values), value_set=self._dictionary)
+        labels = arrow_strings(values)
+        codes = pc.index_in(labels, value_set=self._dictionary)
         if codes.null_count:
-            raise ValueError(f"not a known label: {pc.filter(values, pc.is_null(codes))[0]}")
+            raise ValueError(f"not a known label: {pc.filter(labels, pc.is_null(codes))[0]}")
         return codes.to_numpy(zero_copy_only=False).astype(np.int64)
 
     def text(self, codes: np.ndarray, index: pd.Index) -> pd.Series:

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     max_columns: int = Field(default=512, gt=0)
     """A header with more columns than this refuses the file."""
 
+    csv_block_bytes: int = Field(default=16 * 1024**2, ge=64)
+    """Bytes of a CSV file Arrow parses at a time (a tuning knob: speed and memory, never
+    results). A file larger than one block comes back in several chunks, which every step
+    handles; a record longer than a block makes that file's blocks grow until one holds it."""
+
     threads: int = Field(default=0, ge=0)
     """Threads one date's run uses to read files and write outputs side by side; 0 = one per CPU.
     `recon run --jobs N` gives each of its N worker processes an equal share of the CPUs."""

@@ -155,7 +155,8 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
     with _side_thread(settings) as side:
         # D's stored outcomes, before write_results replaces them: the date lock is held, so
         # they are those of the previous completed run. Compared with the new ones below.
-        previous_job = side.submit(db.read_outcomes, database, day)
+        previous_job = side.submit(db.read_outcomes, database, day,
+                                   block_bytes=settings.csv_block_bytes)
         with (phases("load", business_date, run_id),
               logs.loading(settings.inbox / day, f"{day} loading")):
             inputs = load_day(business_date, settings, codes, profiles)
@@ -249,10 +250,10 @@ def _discard(staging_job: Future) -> None:
 class _Inline:
     """An executor that runs each job at once, on the caller's thread (RECON_THREADS=1)."""
 
-    def submit(self, function, *args) -> Future:
+    def submit(self, function, *args, **kwargs) -> Future:
         job: Future = Future()
         try:
-            job.set_result(function(*args))
+            job.set_result(function(*args, **kwargs))
         except Exception as error:  # Ctrl-C and exits go up at once, as without threads
             job.set_exception(error)
         return job

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recon.contract import BINDING_STATUSES, CONFIRM_STATUSES, SETTLEMENT_STATUSES
-from recon.frames import arrow_strings
+from recon.frames import arrow_strings, dictionary_codes
 from recon.sinks.safety import mask_cards
 from recon.sources.csvfile import RawTable, empty_rejects
 
@@ -400,8 +400,7 @@ def key_codes(frame: pd.DataFrame, key: list[str]) -> np.ndarray:
         if pd.api.types.is_integer_dtype(values.dtype):
             column_codes = values.to_numpy(np.int64)
         else:
-            encoded = pc.dictionary_encode(arrow_strings(values))
-            column_codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+            column_codes = dictionary_codes(arrow_strings(values))[0]
         if column == key[0]:
             codes = column_codes
             continue

@@ -1142,7 +1142,8 @@ def _bulk_insert(database: Database, connection: Connection, table: str, columns
 
 # --- reading stored results (run diff, trend report) ----------------------------------------------
 
-def read_outcomes(database: Database, business_date: str) -> tuple[pd.DataFrame, str]:
+def read_outcomes(database: Database, business_date: str, *,
+                  block_bytes: int) -> tuple[pd.DataFrame, str]:
     """D's stored outcomes and the run that wrote them ("" if none): the run diff's "before".
 
     Columns loan_id, installment_no, status, root_cause ('' for none). Read through the driver
@@ -1161,10 +1162,12 @@ def read_outcomes(database: Database, business_date: str) -> tuple[pd.DataFrame,
             cursor.copy_expert(f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER)", buffer)
             cursor.close()
             buffer.seek(0)
-            table = pa_csv.read_csv(buffer, convert_options=pa_csv.ConvertOptions(
-                column_types={"loan_id": pa.string(), "installment_no": pa.int64(),
-                              "status": pa.string(), "root_cause": pa.string()},
-                strings_can_be_null=True))
+            table = pa_csv.read_csv(
+                buffer, read_options=pa_csv.ReadOptions(block_size=block_bytes),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types={"loan_id": pa.string(), "installment_no": pa.int64(),
+                                  "status": pa.string(), "root_cause": pa.string()},
+                    strings_can_be_null=True))
         else:
             rows = connection.exec_driver_sql(query.format("?"), (business_date,)).fetchall()
             columns = list(zip(*rows)) or [(), (), (), ()]
@@ -1172,8 +1175,7 @@ def read_outcomes(database: Database, business_date: str) -> tuple[pd.DataFrame,
                               "installment_no": pa.array(columns[1], pa.int64()),
                               "status": pa.array(columns[2], pa.string()),
                               "root_cause": pa.array(columns[3], pa.string())})
-    # One chunk per column: the classify helpers that encode ids are fast on contiguous arrays.
-    frame = table.combine_chunks().to_pandas()
+    frame = table.to_pandas()
     frame["root_cause"] = frame["root_cause"].fillna("")
     return frame, run_id or ""
 

@@ -88,10 +88,13 @@ def write_csv(path: Path, frame: pd.DataFrame, *, bom: bool = False) -> None:
         rows = pc.binary_join_element_wise(*fields, pa.scalar(",", pa.large_string()))
         lines = pc.binary_join_element_wise(rows, pa.scalar("\n", pa.large_string()),
                                             pa.scalar("", pa.large_string()))
-        lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
-        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[
-            lines.offset: lines.offset + len(lines) + 1]
-        handle.write(memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]])
+        # Columns read from large files come in chunks (one per Arrow read block): each
+        # chunk's text is written as it is, without first copying them all into one.
+        for chunk in lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]:
+            if len(chunk):
+                offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)[
+                    chunk.offset: chunk.offset + len(chunk) + 1]
+                handle.write(memoryview(chunk.buffers()[2])[offsets[0]:offsets[-1]])
 
 
 def stage_reports(out_dir: Path, business_date: str, exceptions: pd.DataFrame,

@@ -112,8 +112,13 @@ def refuse_binary(data: bytes, display: str) -> None:
 
 
 def read_csv(path: Path, display: str, *, encoding: str = "utf-8", max_bytes: int,
-             max_field_chars: int, max_columns: int, data: bytes | None = None) -> RawTable:
-    """Split `path` (or `data`, its bytes) into records; InputRefused if it is unusable."""
+             max_field_chars: int, max_columns: int, block_bytes: int,
+             data: bytes | None = None) -> RawTable:
+    """Split `path` (or `data`, its bytes) into records; InputRefused if it is unusable.
+
+    Arrow parses `block_bytes` of the file at a time: a larger file's columns come back in
+    several chunks, and so does the frame built on them.
+    """
     if data is None:
         data = read_bytes(path, display, max_bytes)
     elif len(data) > max_bytes:
@@ -130,7 +135,7 @@ def read_csv(path: Path, display: str, *, encoding: str = "utf-8", max_bytes: in
     if b"\x00" in data or (b'"' in data and data.count(b'"') % 2):
         return _read_slow(data, display, header, max_field_chars)
     try:
-        return _read_fast(data, display, header, max_field_chars)
+        return _read_fast(data, display, header, max_field_chars, block_bytes)
     except (pa.ArrowInvalid, UnicodeDecodeError, _NeedsSlowPath):
         return _read_slow(data, display, header, max_field_chars)
 
@@ -173,9 +178,9 @@ def _read_header(data: bytes, display: str, max_columns: int) -> list[str]:
     return names
 
 
-def _arrow_options(n_columns: int) -> tuple:
+def _arrow_options(n_columns: int, block_bytes: int) -> tuple:
     names = [f"c{i}" for i in range(n_columns)]
-    read = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=16 << 20,
+    read = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=block_bytes,
                              encoding="utf-8")
     parse = pacsv.ParseOptions(newlines_in_values=True)
     # large_string: what pandas 3 keeps its `str` columns in, so to_pandas copies nothing.
@@ -184,10 +189,27 @@ def _arrow_options(n_columns: int) -> tuple:
     return read, parse, convert
 
 
-def _read_fast(data: bytes, display: str, header: list[str], max_field_chars: int) -> RawTable:
-    read, parse, convert = _arrow_options(len(header))
-    table = pacsv.read_csv(pa.py_buffer(data), read_options=read, parse_options=parse,
-                           convert_options=convert)
+def _arrow_table(data: bytes, n_columns: int, block_bytes: int) -> pa.Table:
+    """The file parsed by Arrow `block_bytes` at a time, each column in one chunk per block.
+
+    A record longer than a block stops Arrow ("straddles two block boundaries"): the file is
+    parsed again in larger blocks, so a small RECON_CSV_BLOCK_BYTES never sends a file with a
+    long record to the slow reader.
+    """
+    while True:
+        read, parse, convert = _arrow_options(n_columns, block_bytes)
+        try:
+            return pacsv.read_csv(pa.py_buffer(data), read_options=read, parse_options=parse,
+                                  convert_options=convert)
+        except pa.ArrowInvalid as exc:
+            if "straddl" not in str(exc) or block_bytes > len(data):
+                raise
+            block_bytes *= 16
+
+
+def _read_fast(data: bytes, display: str, header: list[str], max_field_chars: int,
+               block_bytes: int) -> RawTable:
+    table = _arrow_table(data, len(header), block_bytes)
     records = table.num_rows
     trimmed = []
     for column in table.columns:

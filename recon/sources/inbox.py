@@ -159,7 +159,7 @@ def _load_file(path: Path, spec: v.FileSpec, context: v.RuleContext, settings: S
         data = read_bytes(path, display, settings.max_file_bytes)
     raw = read_csv(path, display, encoding=encoding, max_bytes=settings.max_file_bytes,
                    max_field_chars=settings.max_field_chars, max_columns=settings.max_columns,
-                   data=data)
+                   block_bytes=settings.csv_block_bytes, data=data)
     _require_columns(raw, spec)
     return v.validate(raw, spec, context), hashlib.sha256(data).hexdigest()
 
@@ -368,7 +368,8 @@ def _load_settlement(gateway: str, csv_path: Path, ctl_path: Path, context: v.Ru
     try:
         raw = read_csv(csv_path, csv_path.name, encoding=encoding,
                        max_bytes=settings.max_file_bytes, max_field_chars=settings.max_field_chars,
-                       max_columns=settings.max_columns, data=data)
+                       max_columns=settings.max_columns, block_bytes=settings.csv_block_bytes,
+                       data=data)
         _require_columns(raw, v.SETTLEMENT)
     except InputRefused as exc:
         raise _NotArrived(f"refused: {exc}", digest) from None

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from recon import validate as v
 from recon.classify import classify
 from recon.codes import CodeMap
+from recon.config import Settings
 from recon.sources.csvfile import read_csv
 from recon.sources.inbox import gateway_key
 
@@ -34,6 +35,9 @@ PROPERTY_SETTINGS = settings(max_examples=40, deadline=None,
                              suppress_health_check=[HealthCheck.too_slow])
 # Each example of the outcome property reads eight files and classifies twice (about a second).
 OUTCOME_SETTINGS = settings(PROPERTY_SETTINGS, max_examples=10)
+# RECON_CSV_BLOCK_BYTES, as a run reads it: `make test` runs these properties a second time with
+# blocks small enough that every generated file comes back in several chunks.
+BLOCK_BYTES = Settings().csv_block_bytes
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ def build_file(columns: list[str], records: list[Record]) -> tuple[bytes, dict[i
 
 def read(name: str, data: bytes, spec: v.FileSpec) -> v.Validated:
     raw = read_csv(None, name, data=data, max_bytes=1 << 24, max_field_chars=MAX_FIELD_CHARS,
-                   max_columns=64)
+                   max_columns=64, block_bytes=BLOCK_BYTES)
     return v.validate(raw, spec, CONTEXT)
 
 

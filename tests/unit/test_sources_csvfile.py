@@ -13,7 +13,8 @@ import pytest
 from recon.errors import InputRefused
 from recon.sources.csvfile import read_bytes, read_csv
 
-LIMITS = {"max_bytes": 1 << 20, "max_field_chars": 100, "max_columns": 10}
+LIMITS = {"max_bytes": 1 << 20, "max_field_chars": 100, "max_columns": 10,
+          "block_bytes": 16 << 20}
 
 
 def read(data: bytes, **overrides):
