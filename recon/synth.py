@@ -51,7 +51,7 @@ GATEWAYS: tuple[str, ...] = ("UNIONPAY", "CNAPS_DD", "LIANLIAN")
 GATEWAY_SCHEME: dict[str, str] = {"UNIONPAY": "iso8583", "CNAPS_DD": "iso20022", "LIANLIAN": "iso8583"}
 _SCHEMES = ("iso8583", "iso20022")
 _GW_SCHEME = np.array([_SCHEMES.index(GATEWAY_SCHEME[g]) for g in GATEWAYS], dtype=np.int8)
-_GW_SHARE = (0.5, 0.3, 0.2)
+_GW_SHARE = (0.34, 0.33, 0.33)  # a busy day: three settlement files of about a third each
 
 # Incident windows on D, seconds after D 00:00:00 (inclusive both ends). They lie outside the
 # regular sending slots, so only attempts placed there on purpose fall inside.
@@ -832,8 +832,13 @@ def _quote(col: pa.Array) -> pa.Array:
     return pc.if_else(needs, q, col)
 
 
-def _q1(v: str) -> str:
-    return '"' + v.replace('"', '""') + '"' if any(ch in v for ch in '",\r\n') else v
+def _quote_every(col: pa.Array) -> pa.Array:
+    """Every value in quotes, as exports that quote all fields write them."""
+    return pc.binary_join_element_wise('"', pc.replace_substring(col, '"', '""'), '"', "")
+
+
+def _q1(v: str, every: bool = False) -> str:
+    return '"' + v.replace('"', '""') + '"' if every or any(ch in v for ch in '",\r\n') else v
 
 
 def _rows(cols: Sequence[pa.Array], eol: str) -> tuple[memoryview, np.ndarray]:
@@ -868,22 +873,26 @@ class _File:
     eol: str = "\n"
     encoding: str = "utf-8"
     bom: bool = False
+    quote_every: bool = False             # every field (and the header) in quotes
 
     def write(self, day_dir: pathlib.Path, rng) -> tuple[str, int, list[dict]]:
         """Write the file (valid rows in order, bad/duplicate rows at random places).
 
         Returns the sha256 of the written bytes, the number of data records and the reject truth.
         """
-        cols = [_quote(self.data[c]) if c in _TEXT_COLUMNS else self.data[c] for c in self.columns]
+        cols = [_quote_every(self.data[c]) if self.quote_every else
+                _quote(self.data[c]) if c in _TEXT_COLUMNS else self.data[c] for c in self.columns]
         n_valid = len(cols[0])
         data, off = _rows(cols, self.eol)
         # extra records: bad rows (rendered here) and exact copies of valid records
-        extra = [(",".join(_q1(row.get(c, "")) for c in self.columns) + self.eol).encode() for row, _, _ in self.bad]
+        extra = [(",".join(_q1(row.get(c, ""), self.quote_every) for c in self.columns) + self.eol).encode()
+                 for row, _, _ in self.bad]
         extra += [bytes(data[off[i]:off[i + 1]]) for i in self.dups]
         n_extra = len(extra)
         pos = np.sort(_u(rng, 0, n_valid, n_extra))        # inserted before valid record pos[j]
         which = rng.permutation(n_extra)                    # extra record placed at the j-th insertion point
-        chunks: list = [("," .join(self.header or self.columns) + self.eol).encode()]
+        header = ",".join(_q1(h, self.quote_every) for h in (self.header or self.columns))
+        chunks: list = [(header + self.eol).encode()]
         prev = 0
         for j in range(n_extra):
             chunks.append(data[off[prev]:off[pos[j]]])
@@ -924,6 +933,16 @@ def _n_bad(rows: int) -> int:
     return min(max(3, rows // 5000), rows // 200)
 
 
+def _dup_rows(rng, rows: int, candidates: np.ndarray | None = None) -> list[int]:
+    """Valid records written twice, exactly (a sender resending part of its export): about one
+    in a thousand, at least one."""
+    pool = np.arange(rows) if candidates is None else candidates
+    if not len(pool):
+        return []
+    k = min(len(pool), max(1, rows // 1000))
+    return sorted(int(i) for i in pool[rng.choice(len(pool), size=k, replace=False)])
+
+
 def _take_bad(kinds: list, budget: int, rng) -> list:
     """Cycle through kinds in a random order (a kind is one row, or a pair for a duplicate key) within budget rows."""
     kinds = [kinds[i] for i in rng.permutation(len(kinds))]
@@ -947,14 +966,19 @@ def generate_day(business_date: dt.date, installments: int, out_dir: pathlib.Pat
                  format_variations: bool = True) -> SynthSummary:
     """Write ``out_dir/<D>/`` (inputs + ``_truth*.csv``) and return counts.
 
-    bad_rows: plant a few rows per file that break one rule each (plus one exact duplicate row per
-        file, which must collapse); they never touch a truth installment.
+    bad_rows: plant a few rows per file that break one rule each (about one in 5,000), and write
+        about one valid row in 1,000 twice, exactly (at least one per file), which must collapse;
+        they never touch a truth installment.
     missing_gateway: that gateway's settlement .csv/.ctl are not written; the truth becomes
         ``pending / settlement_pending`` where its deciding attempt is on that gateway.
-    format_variations: exercise the contract's tolerances: UNIONPAY file in gb18030, CNAPS_DD file
-        with CRLF, another column order and ISO 8601 txn_time with offset, LIANLIAN header in upper
-        case with an extra column and a quoted multi-line message, installments.csv with a UTF-8 BOM,
-        an extra column in instructions.csv, codes in lower case or padded with spaces.
+    format_variations: the mess real files have, within the contract's tolerances: UNIONPAY file
+        in gb18030 with codes padded with spaces; CNAPS_DD file with a UTF-8 BOM, CRLF, another
+        column order, ISO 8601 txn_time with offset, codes in lower case and statuses capitalised;
+        LIANLIAN file with a UTF-8 BOM, every field quoted, the header in upper case with an extra
+        column, quoted messages spanning two lines, padded and lower-case codes, and (with
+        bad_rows) no bad rows, only repeated ones; installments.csv and bindings.csv with a UTF-8
+        BOM, bindings.csv in another column order, an extra column in instructions.csv, booleans
+        in mixed case. Messages are Chinese with commas and quotes in every settlement file.
     """
     t_start = time.perf_counter()
     if installments < 1:
@@ -1041,7 +1065,7 @@ def generate_day(business_date: dt.date, installments: int, out_dir: pathlib.Pat
                     f.bad.append((r, key, "same key, different values"))
             else:
                 f.bad.append((irow(**k[1]), k[0], k[2]))
-        f.dups = [int(_u(rng, 0, n - 1, 1)[0])]
+        f.dups = _dup_rows(rng, n)
     emit(f)
 
     # ---- bindings.csv --------------------------------------------------------------------
@@ -1061,7 +1085,8 @@ def generate_day(business_date: dt.date, installments: int, out_dir: pathlib.Pat
              "bound_at": _ts(D, B["bound"][o]), "unbound_at": _ts(D, B["unbound"][o], mask=~B["has_unbound"][o])}
     f = _File("bindings.csv", bind_cols, bdata,
               header=(["loan_id", "binding_id", "status", "bound_at", "unbound_at", "account_token",
-                       "card_no_masked", "bank_code"] if format_variations else None))
+                       "card_no_masked", "bank_code"] if format_variations else None),
+              bom=format_variations)
     if format_variations:
         f.columns = f.header
     if bad_rows:
@@ -1086,7 +1111,7 @@ def generate_day(business_date: dt.date, installments: int, out_dir: pathlib.Pat
                 f.bad += [(r1, "binding_id", "same key, different values"), (r2, "binding_id", "same key, different values")]
             else:
                 f.bad.append((brow(**k[1]), k[0], k[2]))
-        f.dups = [int(_u(rng, 0, nb - 1, 1)[0])]
+        f.dups = _dup_rows(rng, nb)
     emit(f)
 
     # ---- instructions.csv ---------------------------------------------------------------
@@ -1137,7 +1162,7 @@ def generate_day(business_date: dt.date, installments: int, out_dir: pathlib.Pat
                           (r2, "instruction_id", "same key, different values")]
             else:
                 f.bad.append((xrow(**k[1]), k[0], k[2]))
-        f.dups = [int(_u(rng, 0, na - 1, 1)[0])]
+        f.dups = _dup_rows(rng, na)
     emit(f)
 
     # ---- settlement files ----------------------------------------------------------------
@@ -1166,17 +1191,20 @@ def generate_day(business_date: dt.date, installments: int, out_dir: pathlib.Pat
         success = R["success"][sel]
         if format_variations:
             fail_pa = pa.array(~success)
-            if gname == "CNAPS_DD":  # codes compare case-insensitively
+            if gname in ("CNAPS_DD", "LIANLIAN"):  # codes compare case-insensitively
                 code_s = pc.if_else(pc.and_(fail_pa, pa.array(rng.random(k) < 0.05)), pc.utf8_lower(code_s), code_s)
-            if gname == "UNIONPAY":  # values are trimmed
+            if gname in ("UNIONPAY", "LIANLIAN"):  # values are trimmed (inside quotes too)
                 code_s = pc.if_else(pc.and_(fail_pa, pa.array(rng.random(k) < 0.02)),
                                     pc.binary_join_element_wise(" ", code_s, " ", ""), code_s)
             if gname == "LIANLIAN":  # quoted field spanning two lines
                 msg = pc.if_else(pc.and_(fail_pa, pa.array(rng.random(k) < 0.01)),
                                  pc.binary_join_element_wise(msg, "\n第二行: 请稍后重试", ""), msg)
         iso = format_variations and gname == "CNAPS_DD"
+        status_s = _lut(["FAILED", "SUCCESS"], success.astype(np.int64))
+        if format_variations and gname == "CNAPS_DD":  # statuses compare case-insensitively
+            status_s = pc.if_else(pa.array(rng.random(k) < 0.01), pc.utf8_capitalize(status_s), status_s)
         sdata = {"gateway_txn_id": txn_id, "instruction_id": _zpad(R["seq"][sel], 12, dprefix),
-                 "amount": _amount(R["amount"][sel]), "status": _lut(["FAILED", "SUCCESS"], success.astype(np.int64)),
+                 "amount": _amount(R["amount"][sel]), "status": status_s,
                  "response_code": code_s, "response_msg": msg, "txn_time": _ts(D, R["txn_sec"][sel], iso=iso)}
         cols = ["gateway_txn_id", "instruction_id", "amount", "status", "response_code", "response_msg", "txn_time"]
         header = None
@@ -1188,7 +1216,9 @@ def generate_day(business_date: dt.date, installments: int, out_dir: pathlib.Pat
             header = [c.upper() for c in cols]
         f = _File(f"settlement_{gname}.csv", cols, sdata, header=header,
                   eol="\r\n" if (format_variations and gname == "CNAPS_DD") else "\n",
-                  encoding="gb18030" if (format_variations and gname == "UNIONPAY") else "utf-8")
+                  encoding="gb18030" if (format_variations and gname == "UNIONPAY") else "utf-8",
+                  bom=format_variations and gname != "UNIONPAY",
+                  quote_every=format_variations and gname == "LIANLIAN")
         if bad_rows:
             bseq_s = iter(range(int(tseq.max(initial=10**5)) + 100, 10**12))
             xseq = iter(range(7 * 10**11 + gi * 10**9, 8 * 10**11))
@@ -1207,7 +1237,9 @@ def generate_day(business_date: dt.date, installments: int, out_dir: pathlib.Pat
                      ("gateway_txn_id", {"gateway_txn_id": ""}, "empty gateway_txn_id"),
                      ("txn_time", {"txn_time": f"{D:%Y/%m/%d} 10:00"}, "invalid timestamp"),
                      ["dupkey"]]
-            for kk in _take_bad(kinds, _n_bad(k), rng):
+            # One gateway's export has no bad rows (only resent ones): its every row passes.
+            clean = format_variations and gname == "LIANLIAN"
+            for kk in [] if clean else _take_bad(kinds, _n_bad(k), rng):
                 if isinstance(kk, list):
                     r1 = srow()
                     r2 = r1 | {"amount": "1500.01"}
@@ -1218,9 +1250,11 @@ def generate_day(business_date: dt.date, installments: int, out_dir: pathlib.Pat
             s_ix, f_ix = np.flatnonzero(success & ~R["orphan"][sel]), np.flatnonzero(~success)
             f.dups = [int(s_ix[_u(rng, 0, len(s_ix) - 1, 1)[0]])] if len(s_ix) else []
             f.dups += [int(f_ix[_u(rng, 0, len(f_ix) - 1, 1)[0]])] if len(f_ix) else []
+            f.dups = sorted(set(f.dups) | set(_dup_rows(rng, k, np.flatnonzero(~(success & R["orphan"][sel])))))
         # control totals over every written data record (bad and duplicate rows included)
-        total_fen = int(R["amount"][sel][success].sum())
-        total_fen += sum(int(R["amount"][sel][i]) for i in f.dups if success[i])
+        amounts = R["amount"][sel]
+        dups = np.asarray(f.dups, dtype=np.int64)
+        total_fen = int(amounts[success].sum()) + int(amounts[dups][success[dups]].sum())
         records = k + len(f.bad) + len(f.dups)
         if gi == missing:
             continue

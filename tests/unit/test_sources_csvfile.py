@@ -187,6 +187,19 @@ def test_every_row_keeps_the_physical_line_it_starts_on(data, lines):
     assert read(data).lines.tolist() == lines
 
 
+@pytest.mark.parametrize("data, lines", [
+    (b'a,b\n1,"x\ny"\n2,"say ""hi""\n"\n\n3,4', [2, 4, 7]),
+    (b'a,b\r\n1,"x\r\ny"\r\n\r\n2,""\r\n', [2, 5]),
+    (b'"a","b"\n"1","x\n"\n', [2]),
+    (b'a,b\n"a""b",x\nx"y,""\n"p\nq","a""b"\n"p\nq",x"y\n"r,s",x\n', [2, 3, 4, 6, 8]),
+], ids=["doubled-quotes-and-blank-line", "crlf-and-empty-quoted", "every-field-quoted",
+        "quotes-inside-an-unquoted-field"])
+def test_records_spanning_lines_keep_the_line_they_start_on(data, lines):
+    # Counted from the bytes where quotes open fields, by the csv module where one does not
+    # (`x"y` is read as it stands): both must give the csv module's line numbers.
+    assert read(data).lines.tolist() == lines
+
+
 def test_quoted_commas_quotes_and_chinese_survive():
     table = read('a,b\n1,"余额不足, 请""充值"""\n'.encode())
     assert rows(table) == [["1", '余额不足, 请"充值"']]
@@ -223,12 +236,13 @@ def test_ascii_file_declared_as_gb18030_is_fine():
 
 
 def test_line_numbers_of_a_file_with_long_fields_do_not_depend_on_other_files(monkeypatch):
-    # Records spanning lines are numbered by the csv module, whose field-size limit is
-    # process-wide: it must be raised for this file whatever another file set it to.
+    # Records spanning lines are numbered by the csv module when a quote stands inside a field
+    # (`q"r"`), and its field-size limit is process-wide: it must be raised for this file
+    # whatever another file set it to.
     import csv
 
     csv.field_size_limit(131072)
     long = b"z" * 200_000
-    table = read(b'a,b\n"x\ny",' + long + b"\nq,r\n", max_field_chars=300_000)
+    table = read(b'a,b\n"x\ny",' + long + b'\nq"r",s\n', max_field_chars=300_000)
     assert table.lines.tolist() == [2, 4]
     assert rows(table)[0] == ["x\ny", long.decode()]
