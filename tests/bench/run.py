@@ -97,7 +97,21 @@ def bench_day(size: int, target: str) -> dict:
     out = DATA / f"out-{target}-{size}"
     code, wall, rss, steps = run_cli(["run", "--date", DAY.isoformat(), "--inbox", str(inbox),
                                       "--out", str(out)], database_url)
-    return {"size": size, "target": target, "exit": code, "total": wall, "rss_mib": rss, **steps}
+    row = {"size": size, "target": target, "exit": code, "total": wall, "rss_mib": rss, **steps}
+    if target == "postgres":
+        row["truth"] = check_truth(database_url, inbox / DAY.isoformat())
+    return row
+
+
+def check_truth(database_url: str, day_dir: Path) -> bool:
+    """Whether the run's stored outcomes, settlement exceptions and rejects are the generator's
+    truth (tests/bench/truth.py, in a child process: this one stays small)."""
+    done = subprocess.run([sys.executable, "-m", "tests.bench.truth", "--db", database_url,
+                           "--day-dir", str(day_dir)], cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    print(f"{day_dir.parent.name}, recon into PostgreSQL:\n  "
+          + "\n  ".join(done.stdout.strip().splitlines()), flush=True)
+    return done.returncode == 0
 
 
 def bench_range(days: int, size: int, jobs: int) -> dict:
@@ -264,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     if big:
         targets.append((f"1M into PostgreSQL under 15 s: {big['total']:.1f} s",
                         big["total"] < 15))
+        targets.append(("1M into PostgreSQL: exit 0, every installment's status and root cause, "
+                        "every settlement exception and reject as the generator's truth",
+                        big["exit"] == 0 and big["truth"]))
         targets.append((f"1M peak memory under 2.5 GB: {big['rss_mib'] / 1024:.2f} GiB",
                         big["rss_mib"] * 1024 * 1024 < 2.5e9))
     if big and small:
