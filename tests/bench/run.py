@@ -77,7 +77,8 @@ STEP_LINE = re.compile(r"\] (\w+) done in ([0-9.]+)s")
 
 
 def run_cli(args: list[str], database_url: str) -> tuple[int, float, int, dict[str, float]]:
-    """Run `recon` with `args`: (exit code, wall seconds, peak RSS in MiB, seconds per step)."""
+    """Run `recon` with `args`: (exit code, wall seconds, peak RSS in MiB, seconds per step and
+    "cpu", its CPU seconds)."""
     command = [str(Path(sys.executable).parent / "recon"), *args, "--db", database_url, "-v"]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -88,6 +89,8 @@ def run_cli(args: list[str], database_url: str) -> tuple[int, float, int, dict[s
     if process.returncode not in (0, 4):
         print(stderr, file=sys.stderr)
     steps = {name: float(seconds) for name, seconds in STEP_LINE.findall(stderr)}
+    # CPU seconds (user + system, every thread) say more than wall time on a loaded machine.
+    steps["cpu"] = usage.ru_utime + usage.ru_stime
     return process.returncode, wall, usage.ru_maxrss // 1024, steps
 
 
@@ -229,12 +232,12 @@ def bench_native(size: int) -> dict:
 
 
 def print_table(rows: list[dict]) -> None:
-    header = ["installments", "database", "exit"] + PHASES + ["total s", "peak RSS MiB"]
+    header = ["installments", "database", "exit"] + PHASES + ["total s", "CPU s", "peak RSS MiB"]
     lines = [header]
     for row in rows:
         lines.append([f"{row['size']:,}", row["target"], str(row["exit"])]
                      + [f"{row.get(phase, float('nan')):.2f}" for phase in PHASES]
-                     + [f"{row['total']:.2f}", f"{row['rss_mib']:,}"])
+                     + [f"{row['total']:.2f}", f"{row['cpu']:.2f}", f"{row['rss_mib']:,}"])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for number, line in enumerate(lines):
         print("  ".join(cell.rjust(width) for cell, width in zip(line, widths)))
