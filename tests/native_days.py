@@ -41,6 +41,7 @@ def read_settlement(day: Path, gateway: str) -> pd.DataFrame:
                         encoding=encoding)
     frame.columns = [name.strip().lower() for name in frame.columns]
     frame = frame.apply(lambda column: column.str.strip())
+    frame["status"] = frame["status"].str.upper()  # the contract's statuses ignore case
     # a native record is one line: a line break inside a message becomes a space
     frame["response_msg"] = frame["response_msg"].str.replace(r"[\r\n]+", " ", regex=True)
     return frame

@@ -108,14 +108,16 @@ def parse(profile: Profile, path: Path, data: bytes, context: v.RuleContext,
     if profile.format == "contract":
         raw = read_csv(path, display, encoding=profile.encoding,
                        max_bytes=settings.max_file_bytes, max_field_chars=settings.max_field_chars,
-                       max_columns=settings.max_columns, data=inner)
+                       max_columns=settings.max_columns, block_bytes=settings.csv_block_bytes,
+                       data=inner)
         raw = RawTable(raw.file, _contract_columns(raw.frame, profile, display), raw.lines,
                        raw.records, raw.broken, raw.flawed)
     elif profile.format in ("delimited", "fixed_width"):
         if profile.format == "delimited":
             from recon.sources.native.delimited import read_delimited
 
-            fields = read_delimited(inner, profile, display, settings.max_field_chars)
+            fields = read_delimited(inner, profile, display, settings.max_field_chars,
+                                    settings.csv_block_bytes)
         else:
             from recon.sources.native.fixedwidth import read_fixed_width
 

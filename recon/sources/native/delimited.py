@@ -62,7 +62,8 @@ class Fields:
         return self.columns[self.names.index(wanted)]
 
 
-def read_delimited(data: bytes, profile: Profile, display: str, max_field_chars: int) -> Fields:
+def read_delimited(data: bytes, profile: Profile, display: str, max_field_chars: int,
+                   block_bytes: int) -> Fields:
     layout = profile.layout
     data = to_utf8(data, profile.encoding, display)
     refuse_binary(data, display)
@@ -87,7 +88,8 @@ def read_delimited(data: bytes, profile: Profile, display: str, max_field_chars:
                               f"column names")
     expected = n_fields + (1 if layout.trailing_delimiter else 0)
     try:
-        columns = _read_fast(take_lines(lines), layout, expected, len(lines.data_rows))
+        columns = _read_fast(take_lines(lines), layout, expected, len(lines.data_rows),
+                             block_bytes)
         numbers, broken = lines.numbers(), []
         if any((pc.max(pc.utf8_length(column)).as_py() or 0) > max_field_chars
                for column in columns if len(column)):
@@ -135,13 +137,15 @@ def _clean_column(column: pa.Array | pd.Series, prefix: str) -> pd.Series:
         pd.Series([], dtype="str")
 
 
-def _read_fast(data: bytes, layout, n_fields: int, n_rows: int) -> list[pa.Array]:
+def _read_fast(data: bytes, layout, n_fields: int, n_rows: int,
+               block_bytes: int) -> list[pa.Array]:
     if n_rows == 0 or n_fields == 0:
         return [pa.array([], type=pa.large_string()) for _ in range(n_fields)]
     names = [f"c{i}" for i in range(n_fields)]
     table = pacsv.read_csv(
         pa.py_buffer(data),
-        read_options=pacsv.ReadOptions(column_names=names, block_size=16 << 20),
+        # RECON_CSV_BLOCK_BYTES; a line longer than a block is ArrowInvalid: the slow reader.
+        read_options=pacsv.ReadOptions(column_names=names, block_size=block_bytes),
         parse_options=pacsv.ParseOptions(delimiter=layout.delimiter,
                                          quote_char=layout.quote or False,
                                          newlines_in_values=False, ignore_empty_lines=False),
