@@ -200,6 +200,22 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
                                          settlements, instruction_of, incidents,
                                          arrived_gateways, codes, n_instructions)
 
+    # Sent attempts without a known outcome, the deciding one or another (the retry plan never
+    # debits again before they are known): their gateway's file has not arrived, or it has and
+    # holds no row for them (outside an incident of the gateway).
+    unsettled = is_sent & ~succeeded
+    answered = np.zeros(n_instructions, dtype=bool)
+    answered[instruction_of[instruction_of >= 0]] = True
+    file_in = arrived_rows(instructions["gateway"], arrived_gateways) if n_instructions else \
+        np.zeros(0, dtype=bool)
+    awaiting_file = unsettled & ~file_in
+    unanswered = unsettled & file_in & ~answered
+    if unanswered.any() and len(incidents):
+        rows = np.flatnonzero(unanswered)
+        unanswered[rows] = incident_during(instructions["gateway"].iloc[rows],
+                                           instructions["sent_at"].iloc[rows],
+                                           incidents).isna().to_numpy()
+
     # Rule 2: instructions, none of them sent.
     has_instruction = np.zeros(n_installments, dtype=bool)
     has_instruction[installment_of[installment_of >= 0]] = True
@@ -284,6 +300,9 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
         "root_cause": CAUSE_CODE.text(np.where(in_full, 0, root_cause), index),
         "rule": rule,
         "attempts": attempts,
+        "attempts_awaiting_file": np.bincount(installment_of[awaiting_file],
+                                              minlength=n_installments),
+        "attempts_unanswered": np.bincount(installment_of[unanswered], minlength=n_installments),
         "last_attempt_at": _moments(last_attempt_ns, has_sent, index),
         "gateway": gather(instructions["gateway"], shown_instruction, index=index),
         "deciding_gateway": gather(instructions["gateway"], deciding_of, index=index),

@@ -119,6 +119,9 @@ def main() -> None:
               help="Database URL (default RECON_DATABASE_URL, else sqlite:///recon.db).")
 @click.option("--reason-codes", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="CSV scheme,response_code,root_cause adding to the default code maps.")
+@click.option("--retry-policy", type=click.Path(path_type=Path, dir_okay=False),
+              help="TOML file adjusting the retry plan's policy (default RECON_RETRY_POLICY, "
+                   "else the built-in defaults).")
 @click.option("--max-reject-rate", type=click.FloatRange(0, 1),
               help="Share of rejected rows above which a file refuses the run (default 0.01).")
 @click.option("--profiles", type=click.Path(path_type=Path, file_okay=False),
@@ -278,7 +281,7 @@ def report_command(date_from, date_to, database_url, out, log_format, log_file, 
     """Trend report over the stored results: CSV tables and an HTML page with charts.
 
     Writes OUT/report_<D1>_<D2>/report.html (self-contained, opens offline) and by_day.csv,
-    by_gateway.csv, by_root_cause.csv.
+    by_gateway.csv, by_root_cause.csv, by_days_past_due.csv, retry_plan_by_day.csv.
 
     Example: recon report --from 2026-11-01 --to 2026-11-30 --out /shared/recon
     """
@@ -299,8 +302,12 @@ def report_command(date_from, date_to, database_url, out, log_format, log_file, 
     logs.echo(f"recon report {date_from}..{date_to}: {len(days)} of {len(trend.days)} dates have "
               f"results; {int(days['installments'].sum()):,} installments, "
               f"{int(days['not_collected'].sum()):,} not collected")
+    plan = trend.retry_plan
+    for day, actions in plan.groupby("business_date", sort=True):
+        logs.echo(f"  {day} retry plan: " + ", ".join(
+            f"{row.action} {row.rows:,}" for row in actions.itertuples()))
     logs.echo(f"  report in {folder}/report.html (and by_day.csv, by_gateway.csv, "
-              f"by_root_cause.csv)")
+              f"by_root_cause.csv, by_days_past_due.csv, retry_plan_by_day.csv)")
 
 
 @main.command("synth", context_settings={"ignore_unknown_options": True})

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     gateway's own settlement file is read; a gateway without a profile sends the contract CSV
     with its `.ctl`."""
 
+    retry_policy: Path | None = None
+    """Operator TOML file adjusting the retry plan's policy (README, Retry plan)."""
+
     lock_wait_seconds: float = Field(default=0.0, ge=0.0)
     """How long to wait for another run of the same date before giving up (exit 5)."""
 

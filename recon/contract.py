@@ -89,6 +89,13 @@ SETTLEMENT_EXCEPTIONS_COLUMNS = [
     "business_date", "gateway", "gateway_txn_id", "instruction_id", "amount", "kind", "detail",
 ]
 REJECTS_COLUMNS = ["business_date", "file", "line", "column", "value", "reason"]
+# CONTRACT 7: retry_plan.csv and table retry_plan (with run_id). subject is `installment`, or
+# `duplicate_debit` for the refund of one extra SUCCESS row.
+RETRY_PLAN_COLUMNS = [
+    "business_date", "subject", "loan_id", "installment_no", "borrower_id", "status",
+    "root_cause", "days_past_due", "action", "not_before", "gateway", "binding_id", "amount",
+    "attempts", "max_attempts", "instruction_id", "gateway_txn_id", "reason",
+]
 
 
 class ExitCode:

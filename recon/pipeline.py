@@ -22,6 +22,7 @@ from recon.diff import CHANGES_COLUMNS, outcome_changes, transition_counts
 from recon.errors import CommitUnknown, InputRefused, ReconError
 from recon.profiles import Profiles, load_profiles, with_profile_codes
 from recon.outages import SUSPECTED_COLUMNS, suspected_outages
+from recon.retry import RETRY_PLAN_COLUMNS, RetryPolicy, load_policy, plan_retries
 from recon.sinks import database as db
 from recon.sinks.reports import stage_reports
 from recon.sinks.safety import mask_cards
@@ -56,6 +57,10 @@ class RunReport:
     previous_run_id: str = ""  # the run whose results this one replaced; "" on a first run
     changes: dict[str, int] = field(default_factory=dict)  # "pending -> paid" -> installments
     suspected_incidents: list[dict] = field(default_factory=list)  # rows of suspected_incidents.csv
+    retry_actions: dict[str, int] = field(default_factory=dict)  # retry_plan.csv rows per action
+    # Per days-past-due bucket (0, 1-30, 31-60, over 60): collected, not_collected (counts) and
+    # amount_outstanding (fen).
+    by_days_past_due: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def counts(self) -> dict:
         return {
@@ -73,6 +78,8 @@ class RunReport:
             "previous_run_id": self.previous_run_id,
             "changes": self.changes,
             "suspected_incidents": self.suspected_incidents,
+            "retry_plan": self.retry_actions,
+            "by_days_past_due": self.by_days_past_due,
         }
 
 
@@ -101,6 +108,7 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None) -> Ru
     extra = {"run_id": run_id, "business_date": day}
     profiles = load_profiles(settings.profiles)
     codes = with_profile_codes(CodeMap.from_file(settings.reason_codes), profiles)
+    policy = load_policy(settings.retry_policy)
     database = db.connect(settings.database_url)
     try:
         db.ensure_schema(database)
@@ -109,8 +117,8 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None) -> Ru
             db.start_run(database, run_id, day, __version__)
             log.info("run started (database %s)", database.shown_url, extra=extra)
             try:
-                report = _run_locked(business_date, settings, codes, profiles, database,
-                                     run_id, lock, before_commit)
+                report = _run_locked(business_date, settings, codes, profiles, policy,
+                                     database, run_id, lock, before_commit)
                 log.info("run finished: %s (exit %d)", report.outcome, report.exit_code,
                          extra=extra)
                 return report
@@ -144,7 +152,7 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None) -> Ru
 
 
 def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, profiles: Profiles,
-                database: db.Database, run_id: str, lock: db.DateLock,
+                policy: RetryPolicy, database: db.Database, run_id: str, lock: db.DateLock,
                 before_commit) -> RunReport:
     day = business_date.isoformat()
     phases = Phases()
@@ -168,6 +176,9 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
             decisions = classify(inputs.installments, inputs.bindings, inputs.instructions,
                                  inputs.settlements, inputs.incidents, inputs.arrived_gateways,
                                  codes, business_date, settings.tz, ids)
+        # Attempts stored for earlier dates (the retry plan's caps), since the oldest due date.
+        earlier_job = side.submit(
+            db.read_earlier_attempts, database, day, _oldest_due_date(inputs, business_date))
         outcomes = decisions.outcomes
         report = _report(inputs, decisions, run_id, phases)
         exit_code = ExitCode.OK if inputs.complete else ExitCode.INCOMPLETE
@@ -181,12 +192,22 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
             report.changes = transition_counts(changes)
         suspected = outages_job.result()
         report.suspected_incidents = suspected.to_dict("records")
+        with phases("plan", business_date, run_id):
+            retry_plan = plan_retries(
+                outcomes, bindings=inputs.bindings, loan_of_binding=ids.loan_of_binding,
+                incidents=inputs.incidents, duplicates=decisions.settlement_exceptions,
+                instructions=inputs.instructions, earlier_attempts=earlier_job.result(),
+                clean_gateways=clean_gateways(inputs, suspected, settings.tz), policy=policy,
+                business_date=business_date, now=plan_moment(business_date, settings),
+                tz=settings.tz)
+            report.retry_actions = {str(action): int(count) for action, count in
+                                    retry_plan["action"].value_counts().sort_index().items()}
         settlement_exceptions = decisions.settlement_exceptions.assign(
             amount=fmt_yuan(decisions.settlement_exceptions["amount"]))
 
         staging_job = side.submit(_stage_reports, settings, business_date, outcomes,
-                                  settlement_exceptions, rejects, changes, suspected, phases,
-                                  run_id)
+                                  settlement_exceptions, rejects, changes, suspected, retry_plan,
+                                  phases, run_id)
 
         # The reports must be ready to publish before the run is closed and committed
         # (before_finish): a failure to write them (a full disk) rolls the database write back.
@@ -202,6 +223,7 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
                     outcome=outcome, exit_code=exit_code,
                     digests={entry.file: entry.sha256 for entry in inputs.ledger},
                     counts=report.counts(), message=report.message, lock=lock,
+                    retry_plan=retry_plan.assign(run_id=run_id),
                     before_finish=staging_job.result, before_commit=before_commit)
         except BaseException:
             _discard(staging_job)
@@ -224,8 +246,8 @@ def _suspected_outages(inputs: DayInputs, codes: CodeMap, settings: Settings, ph
 
 def _stage_reports(settings: Settings, business_date: dt.date, outcomes: pd.DataFrame,
                    settlement_exceptions: pd.DataFrame, rejects: pd.DataFrame,
-                   changes: pd.DataFrame, suspected: pd.DataFrame, phases: Phases,
-                   run_id: str):
+                   changes: pd.DataFrame, suspected: pd.DataFrame, retry_plan: pd.DataFrame,
+                   phases: Phases, run_id: str):
     with phases("write_csv", business_date, run_id):
         exceptions = exception_report(outcomes, business_date, settings.tz)
         staged = stage_reports(settings.out, business_date.isoformat(), exceptions,
@@ -233,10 +255,42 @@ def _stage_reports(settings: Settings, business_date: dt.date, outcomes: pd.Data
         try:
             staged.write("changes.csv", changes, CHANGES_COLUMNS)
             staged.write("suspected_incidents.csv", suspected, SUSPECTED_COLUMNS)
+            staged.write("retry_plan.csv", retry_plan, RETRY_PLAN_COLUMNS)
         except BaseException:
             staged.discard()
             raise
     return staged
+
+
+def plan_moment(business_date: dt.date, settings: Settings) -> dt.datetime:
+    """The moment the retry plan is made as of: the end of D (D+1 00:00 local), not the clock,
+    so a rerun of D on the same inputs plans the same. Its times are earliest times: one already
+    past when the plan is read means "now"."""
+    return dt.datetime.combine(business_date + dt.timedelta(days=1), dt.time(0),
+                               tzinfo=settings.tz)
+
+
+def _oldest_due_date(inputs: DayInputs, business_date: dt.date) -> str:
+    """The earliest due date of D's installments: no earlier date can hold their attempts."""
+    due = inputs.installments["due_date"]
+    oldest = due.min() if len(due) else pd.NaT
+    return (pd.Timestamp(oldest).date() if pd.notna(oldest) else business_date).isoformat()
+
+
+def clean_gateways(inputs: DayInputs, suspected: pd.DataFrame, tz) -> list[str]:
+    """Gateways a retry may move to: their file of D arrived, no incident of theirs is known for
+    D and none is suspected; the one that settled most debits of D first."""
+    day_start = pd.Timestamp(dt.datetime.combine(inputs.business_date, dt.time(0)), tz=tz)
+    troubled = set()
+    if len(inputs.incidents):
+        troubled |= set(inputs.incidents.loc[inputs.incidents["ended_at"] >= day_start,
+                                             "gateway"].str.upper())
+    if len(suspected):
+        troubled |= set(suspected["gateway"].astype(str).str.upper())
+    successes = inputs.settlements.loc[inputs.settlements["status"] == "SUCCESS", "gateway"]
+    counts = successes.str.upper().value_counts()
+    usable = [gateway for gateway in inputs.arrived_gateways if gateway not in troubled]
+    return sorted(usable, key=lambda gateway: (-int(counts.get(gateway, 0)), gateway))
 
 
 def _discard(staging_job: Future) -> None:
@@ -319,6 +373,32 @@ def _report(inputs: DayInputs, decisions, run_id: str, phases: Phases) -> RunRep
                                decisions.settlement_exceptions["kind"].value_counts().items()},
         phases=phases.seconds,
     )
+    report.by_days_past_due = days_past_due_buckets(outcomes)
     if inputs.refusals:
         report.message = f"{len(inputs.refusals)} settlement file(s) not arrived; rerun later"
     return report
+
+
+DAYS_PAST_DUE_BUCKETS = ["0", "1-30", "31-60", "over 60"]
+
+
+def days_past_due_bucket(days: pd.Series) -> pd.Series:
+    """0, 1-30, 31-60 or over 60 (CONTRACT 2.1's days_past_due)."""
+    return pd.Series(pd.cut(days, [-1, 0, 30, 60, float("inf")], labels=DAYS_PAST_DUE_BUCKETS)
+                     .astype(str), index=days.index)
+
+
+def days_past_due_buckets(outcomes: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per bucket with installments: collected and not collected counts, outstanding fen."""
+    if outcomes.empty:
+        return {}
+    collected = outcomes["status"].isin([Status.PAID.value, Status.OVERPAID.value])
+    frame = pd.DataFrame({
+        "bucket": days_past_due_bucket(outcomes["days_past_due"]),
+        "collected": collected.astype("int64"),
+        "not_collected": (~collected).astype("int64"),
+        "amount_outstanding": outcomes["amount_outstanding"].clip(lower=0).astype("int64"),
+    })
+    sums = frame.groupby("bucket").sum()
+    return {bucket: {column: int(sums.loc[bucket, column]) for column in sums.columns}
+            for bucket in DAYS_PAST_DUE_BUCKETS if bucket in sums.index}

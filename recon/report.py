@@ -20,6 +20,7 @@ machine without internet.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import math
@@ -55,6 +56,10 @@ BY_GATEWAY_COLUMNS = ["business_date", "gateway", "installments", "collected", "
                       "failure_rate", "amount_due", "amount_outstanding"]
 BY_ROOT_CAUSE_COLUMNS = ["business_date", "gateway", "root_cause", "root_cause_zh",
                          "installments", "amount_due", "amount_outstanding", "rate_of_day"]
+BY_DAYS_PAST_DUE_COLUMNS = ["business_date", "days_past_due", "installments", "collected",
+                            "not_collected", "amount_outstanding"]
+RETRY_PLAN_BY_DAY_COLUMNS = ["business_date", "action", "rows", "amount"]
+DAYS_PAST_DUE_ORDER = ["0", "1-30", "31-60", "over 60"]
 PROVISIONAL = "incomplete"
 
 
@@ -67,6 +72,11 @@ class Trend:
     by_day: pd.DataFrame
     by_gateway: pd.DataFrame
     by_root_cause: pd.DataFrame
+    # Per day and days-past-due bucket; per day and retry plan action (CONTRACT 7).
+    by_days_past_due: pd.DataFrame = dataclasses.field(
+        default_factory=lambda: pd.DataFrame(columns=BY_DAYS_PAST_DUE_COLUMNS))
+    retry_plan: pd.DataFrame = dataclasses.field(
+        default_factory=lambda: pd.DataFrame(columns=RETRY_PLAN_BY_DAY_COLUMNS))
 
     @property
     def days(self) -> list[str]:
@@ -88,10 +98,14 @@ def make_report(database_url: str, out_dir: Path, date_from: dt.date, date_to: d
                              next_step="check --db or RECON_DATABASE_URL, or run `recon run` first")
         groups = db.read_daily_root_causes(database, date_from.isoformat(), date_to.isoformat())
         runs = db.read_stored_runs(database, date_from.isoformat(), date_to.isoformat())
+        overdue = db.read_days_past_due(database, date_from.isoformat(), date_to.isoformat())
+        actions = db.read_retry_actions(database, date_from.isoformat(), date_to.isoformat())
         source = database.shown_url
     finally:
         database.dispose()
     trend = build_trend(groups, runs, date_from, date_to)
+    trend.by_days_past_due = days_past_due_table(overdue)
+    trend.retry_plan = retry_plan_table(actions)
     page = render_html(trend, generated_at=generated_at, source=source)
     return write_report(trend, page, out_dir), trend
 
@@ -154,10 +168,35 @@ def build_trend(groups: pd.DataFrame, runs: pd.DataFrame, date_from: dt.date,
                  by_gateway.reset_index(drop=True), by_cause.reset_index(drop=True))
 
 
+def days_past_due_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows of db.read_days_past_due -> BY_DAYS_PAST_DUE_COLUMNS, buckets in age order."""
+    table = pd.DataFrame({
+        "business_date": rows["business_date"].astype("str"),
+        "days_past_due": rows["bucket"].astype("str"),
+        "collected": rows["collected"].astype("int64"),
+        "not_collected": rows["not_collected"].astype("int64"),
+        "amount_outstanding": to_fen(rows["amount_outstanding"]).clip(lower=0),
+    })
+    table["installments"] = table["collected"] + table["not_collected"]
+    table["order"] = table["days_past_due"].map(DAYS_PAST_DUE_ORDER.index)
+    return table.sort_values(["business_date", "order"]).reset_index(drop=True)[
+        BY_DAYS_PAST_DUE_COLUMNS]
+
+
+def retry_plan_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows of db.read_retry_actions -> RETRY_PLAN_BY_DAY_COLUMNS."""
+    return pd.DataFrame({
+        "business_date": rows["business_date"].astype("str"),
+        "action": rows["action"].astype("str"),
+        "rows": rows["plan_rows"].astype("int64"),
+        "amount": to_fen(rows["amount"]),
+    })[RETRY_PLAN_BY_DAY_COLUMNS].reset_index(drop=True)
+
+
 def as_text(table: pd.DataFrame) -> pd.DataFrame:
     """A table as written to CSV: amounts as yuan with two decimals, rates with four."""
     text = table.copy()
-    for column in ("amount_due", "amount_outstanding", "amount_overpaid"):
+    for column in ("amount_due", "amount_outstanding", "amount_overpaid", "amount"):
         if column in text:
             text[column] = fmt_yuan(text[column])
     if "rate_of_day" in text:
@@ -175,6 +214,10 @@ def write_report(trend: Trend, page: str, out_dir: Path) -> Path:
         staged.write("by_gateway.csv", as_text(trend.by_gateway), BY_GATEWAY_COLUMNS, bom=True)
         staged.write("by_root_cause.csv", as_text(trend.by_root_cause), BY_ROOT_CAUSE_COLUMNS,
                      bom=True)
+        staged.write("by_days_past_due.csv", as_text(trend.by_days_past_due),
+                     BY_DAYS_PAST_DUE_COLUMNS, bom=True)
+        staged.write("retry_plan_by_day.csv", as_text(trend.retry_plan),
+                     RETRY_PLAN_BY_DAY_COLUMNS, bom=True)
         page_path = staged.staging / "report.html"
         page_path.write_text(page, encoding="utf-8")
         os.chmod(page_path, FILE_MODE)
@@ -382,6 +425,11 @@ def render_html(trend: Trend, *, generated_at: str, source: str) -> str:
     gateway_rows = [[row.business_date, row.gateway or "(none)", f"{row.installments:,}",
                      f"{row.not_collected:,}", f"{row.failure_rate:.2%}",
                      _yuan(row.amount_outstanding)] for row in trend.by_gateway.itertuples()]
+    overdue_rows = [[row.business_date, row.days_past_due, f"{row.installments:,}",
+                     f"{row.collected:,}", f"{row.not_collected:,}",
+                     _yuan(row.amount_outstanding)] for row in trend.by_days_past_due.itertuples()]
+    plan_rows = [[row.business_date, row.action, f"{row.rows:,}", _yuan(row.amount)]
+                 for row in trend.retry_plan.itertuples()]
     title = f"Collections reconciliation, {trend.date_from} to {trend.date_to}"
     return "\n".join([
         "<!DOCTYPE html>",
@@ -391,8 +439,8 @@ def render_html(trend: Trend, *, generated_at: str, source: str) -> str:
         f"<h1>{_esc(title)}</h1>",
         f'<p class="meta">{len(by_day)} of {len(trend.days)} dates have stored results. '
         f"Generated {_esc(generated_at)} from {_esc(source)} by <code>recon report</code>; the "
-        "same numbers are in by_day.csv, by_gateway.csv and by_root_cause.csv next to this "
-        "page.</p>",
+        "same numbers are in by_day.csv, by_gateway.csv, by_root_cause.csv, "
+        "by_days_past_due.csv and retry_plan_by_day.csv next to this page.</p>",
         "".join(f'<p class="note">{_esc(note)}</p>' for note in notes),
         "<h2>Installments not collected, by root cause</h2>",
         root_cause_chart(trend),
@@ -414,5 +462,10 @@ def render_html(trend: Trend, *, generated_at: str, source: str) -> str:
         "<h2>Per gateway and day</h2>",
         _table(["date", "gateway", "installments", "not collected", "failure rate",
                 "outstanding"], gateway_rows, {2, 3, 4, 5}),
+        "<h2>Collected and not collected by days past due</h2>",
+        _table(["date", "days past due", "installments", "collected", "not collected",
+                "outstanding"], overdue_rows, {2, 3, 4, 5}),
+        "<h2>Retry plan per day (next action per installment not collected)</h2>",
+        _table(["date", "action", "rows", "amount"], plan_rows, {2, 3}),
         "</body></html>",
     ])

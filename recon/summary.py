@@ -9,7 +9,11 @@ import pandas as pd
 
 
 def yuan(fen: int) -> str:
-    return fmt_yuan(pd.Series([fen])).iloc[0]
+    """Fen as yuan with thousands separators, as the counts have: `11,282,322.55`."""
+    text = fmt_yuan(pd.Series([fen])).iloc[0]
+    sign, text = ("-", text[1:]) if text.startswith("-") else ("", text)
+    whole, cents = text.split(".")
+    return f"{sign}{int(whole):,}.{cents}"
 
 
 def render_summary(report) -> str:
@@ -27,6 +31,7 @@ def render_summary(report) -> str:
         lines.append(f"  root causes: {causes}")
     lines.append(f"  amount due {yuan(report.amount_due_fen)}, outstanding "
                  f"{yuan(report.amount_outstanding_fen)} CNY")
+    lines.extend(days_past_due_lines(report.by_days_past_due))
     if report.settlement_exceptions:
         kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(report.settlement_exceptions.items()))
         lines.append(f"  settlement exceptions: {kinds}")
@@ -35,6 +40,9 @@ def render_summary(report) -> str:
     for entry in report.not_arrived:
         lines.append(f"  NOT ARRIVED {entry}")
     lines.extend(suspected_incident_lines(report.suspected_incidents))
+    # What to do next, one line per output of CONTRACT 7: the retry plan here; the borrower
+    # notices (by channel) and the watchlist (by risk) go below it.
+    lines.extend(retry_plan_lines(report.retry_actions))
     lines.extend(change_lines(report.previous_run_id, report.changes))
     if report.out_dir:
         lines.append(f"  reports in {report.out_dir}")
@@ -72,3 +80,22 @@ def change_lines(previous_run_id: str, changes: dict[str, int]) -> list[str]:
     if len(changes) > SHOWN_TRANSITIONS:
         lines.append(f"    ... {len(changes) - SHOWN_TRANSITIONS} more kinds of change")
     return lines
+
+
+def retry_plan_lines(actions: dict[str, int]) -> list[str]:
+    """The retry plan's rows per action (retry_plan.csv)."""
+    if not actions:
+        return ["  retry plan: nothing to do (retry_plan.csv)"]
+    shown = ", ".join(f"{action} {count:,}" for action, count in
+                      sorted(actions.items(), key=lambda item: (-item[1], item[0])))
+    return [f"  retry plan: {shown} (retry_plan.csv)"]
+
+
+def days_past_due_lines(buckets: dict[str, dict[str, int]]) -> list[str]:
+    """Collected and not collected by days past due (0, 1-30, 31-60, over 60)."""
+    if not buckets:
+        return []
+    parts = [f"{bucket}: {row['collected']:,} collected, {row['not_collected']:,} not "
+             f"({yuan(row['amount_outstanding'])} outstanding)"
+             for bucket, row in buckets.items()]
+    return ["  by days past due: " + "; ".join(parts)]

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
+from recon.contract import RETRY_PLAN_COLUMNS
 from recon.errors import (CommitUnknown, DatabaseFailed, DatabaseUnavailable, DateLocked,
                           DateLockLost, MigrationFailed, MigrationsMissing, SchemaOutdated,
                           UsageError)
@@ -52,6 +53,7 @@ OUTCOME_COLUMNS = ["business_date", "loan_id", "installment_no", "borrower_id", 
 SETTLEMENT_EXCEPTION_COLUMNS = ["business_date", "gateway", "gateway_txn_id", "instruction_id",
                                 "amount", "kind", "detail", "run_id"]
 REJECT_COLUMNS = ["business_date", "file", "line", "column_name", "value", "reason", "run_id"]
+RETRY_PLAN_DB_COLUMNS = RETRY_PLAN_COLUMNS + ["run_id"]
 
 
 def normalise_url(url: str) -> sa.URL:
@@ -856,8 +858,11 @@ def finish_run_without_results(database: Database, run_id: str, outcome: str, ex
 def write_results(database: Database, run_id: str, business_date: str, outcomes: pd.DataFrame,
                   settlement_exceptions: pd.DataFrame, rejects: pd.DataFrame, *, outcome: str,
                   exit_code: int, digests: dict, counts: dict, message: str,
-                  lock: DateLock | None = None, before_finish=None, before_commit=None) -> None:
-    """Replace D's rows in the three result tables and close the run, in one transaction.
+                  lock: DateLock | None = None, retry_plan: pd.DataFrame | None = None,
+                  before_finish=None, before_commit=None) -> None:
+    """Replace D's rows in the result tables and close the run, in one transaction.
+
+    `retry_plan` (CONTRACT 7, columns RETRY_PLAN_DB_COLUMNS) replaces D's plan when given.
 
     The transaction first checks the run still holds D (`lock`, see date_lock) and confirms it
     last, before the commit. `before_finish` is called once the rows are written and before the
@@ -874,7 +879,7 @@ def write_results(database: Database, run_id: str, business_date: str, outcomes:
         try:
             lock.check(connection)
             _write_rows(database, connection, run_id, business_date, outcomes,
-                        settlement_exceptions, rejects)
+                        settlement_exceptions, rejects, retry_plan)
             if before_finish is not None:
                 before_finish()
             connection.execute(_finish_statement(), _finish_params(
@@ -898,7 +903,7 @@ def write_results(database: Database, run_id: str, business_date: str, outcomes:
 
 def _write_rows(database: Database, connection: Connection, run_id: str, business_date: str,
                 outcomes: pd.DataFrame, settlement_exceptions: pd.DataFrame,
-                rejects: pd.DataFrame) -> None:
+                rejects: pd.DataFrame, retry_plan: pd.DataFrame | None = None) -> None:
     if database.is_postgres:
         tables = ("settlement_exceptions", "input_rejects")
     else:
@@ -913,6 +918,10 @@ def _write_rows(database: Database, connection: Connection, run_id: str, busines
     _bulk_insert(database, connection, "settlement_exceptions", SETTLEMENT_EXCEPTION_COLUMNS,
                  settlement_exceptions)
     _bulk_insert(database, connection, "input_rejects", REJECT_COLUMNS, rejects)
+    if retry_plan is not None:
+        connection.execute(sa.text("DELETE FROM retry_plan WHERE business_date = :d"),
+                           {"d": business_date})
+        _bulk_insert(database, connection, "retry_plan", RETRY_PLAN_DB_COLUMNS, retry_plan)
 
 
 LOST_COMMIT_WAIT = "30s"  # how long to wait for the server to end the lost COMMIT's session
@@ -1180,6 +1189,26 @@ def read_outcomes(database: Database, business_date: str, *,
     return frame, run_id or ""
 
 
+def read_earlier_attempts(database: Database, business_date: str, since: str) -> pd.DataFrame:
+    """Sent attempts stored for dates from `since` to before D, per installment not collected
+    on them (loan_id, installment_no, attempts): the retry plan's attempt caps. Rows written
+    before migration 009 have no attempts and count none."""
+    query = ("SELECT loan_id, installment_no, sum(attempts) FROM installment_outcomes "
+             "WHERE business_date >= {0} AND business_date < {0} AND root_cause IS NOT NULL "
+             "AND attempts > 0 GROUP BY loan_id, installment_no")
+    with reachable(database), database.engine.connect() as connection:
+        if database.is_postgres:
+            with connection.connection.driver_connection.cursor() as cursor:
+                cursor.execute(query.format("%s::date"), (since, business_date))
+                rows = cursor.fetchall()
+        else:
+            rows = connection.exec_driver_sql(query.format("?"), (since, business_date)).fetchall()
+    columns = list(zip(*rows)) or [(), (), ()]
+    return pd.DataFrame({"loan_id": pd.Series(columns[0], dtype="str"),
+                         "installment_no": pd.Series(columns[1], dtype="int64"),
+                         "attempts": pd.Series(columns[2], dtype="int64")})
+
+
 def has_results_schema(database: Database) -> bool:
     with reachable(database), database.engine.connect() as connection:
         return sa.inspect(connection).has_table("installment_outcomes")
@@ -1196,6 +1225,42 @@ def read_daily_root_causes(database: Database, date_from: str, date_to: str) -> 
     frame["business_date"] = frame["business_date"].astype("str")
     for column in ("amount_due", "amount_outstanding"):
         frame[column] = frame[column].map(str)
+    return frame
+
+
+def read_days_past_due(database: Database, date_from: str, date_to: str) -> pd.DataFrame:
+    """Per business date and days-past-due bucket (0, 1-30, 31-60, over 60): installments
+    collected and not, and the amount outstanding, exact. Rows from before migration 009 have no
+    days_past_due: they were all due on their date (the contract then required it), so 0."""
+    days = "COALESCE(days_past_due, 0)"
+    not_collected = "status NOT IN ('paid', 'overpaid')"
+    with reachable(database), database.engine.connect() as connection:
+        frame = pd.read_sql(sa.text(
+            f"SELECT business_date, CASE WHEN {days} = 0 THEN '0' WHEN {days} <= 30 THEN '1-30' "
+            f"WHEN {days} <= 60 THEN '31-60' ELSE 'over 60' END AS bucket, "
+            f"sum(CASE WHEN {not_collected} THEN 0 ELSE 1 END) AS collected, "
+            f"sum(CASE WHEN {not_collected} THEN 1 ELSE 0 END) AS not_collected, "
+            f"sum(CASE WHEN {not_collected} THEN amount_due - amount_settled ELSE 0 END) "
+            f"AS amount_outstanding FROM installment_outcomes "
+            f"WHERE business_date BETWEEN :a AND :b GROUP BY 1, 2 ORDER BY 1, 2"),
+            connection, params={"a": date_from, "b": date_to}, coerce_float=False)
+    frame["business_date"] = frame["business_date"].astype("str")
+    frame["amount_outstanding"] = frame["amount_outstanding"].map(str)
+    return frame
+
+
+def read_retry_actions(database: Database, date_from: str, date_to: str) -> pd.DataFrame:
+    """Per business date and action of the stored retry plans: rows and their amount, exact."""
+    with reachable(database), database.engine.connect() as connection:
+        if not sa.inspect(connection).has_table("retry_plan"):
+            return pd.DataFrame(columns=["business_date", "action", "plan_rows", "amount"])
+        frame = pd.read_sql(sa.text(
+            "SELECT business_date, action, count(*) AS plan_rows, "
+            "COALESCE(sum(amount), 0) AS amount FROM retry_plan "
+            "WHERE business_date BETWEEN :a AND :b GROUP BY 1, 2 ORDER BY 1, 2"),
+            connection, params={"a": date_from, "b": date_to}, coerce_float=False)
+    frame["business_date"] = frame["business_date"].astype("str")
+    frame["amount"] = frame["amount"].map(str)
     return frame
 
 

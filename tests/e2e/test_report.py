@@ -137,6 +137,36 @@ def test_by_root_cause_equals_sql_over_the_stored_rows(stored):
         == {"回盘文件未到"}
 
 
+def test_by_days_past_due_matches_sql_over_the_stored_rows(stored):
+    folder, connection = stored
+    expected = {(day, count, collected, outstanding) for day, count, collected, outstanding in
+                connection.execute(f"""
+        SELECT business_date, count(*), sum(CASE WHEN {COLLECTED} THEN 1 ELSE 0 END),
+               sum(CASE WHEN {COLLECTED} THEN 0 ELSE {DUE} - {SETTLED} END)
+        FROM installment_outcomes GROUP BY 1""")}
+    rows = read_csv(folder / "by_days_past_due.csv")
+    # The sample days have no overdue installment: one bucket, 0, per day.
+    assert {row["days_past_due"] for row in rows} == {"0"}
+    assert {(row["business_date"], int(row["installments"]), int(row["collected"]),
+             fen(row["amount_outstanding"])) for row in rows} == expected
+    assert all(int(row["installments"]) == int(row["collected"]) + int(row["not_collected"])
+               for row in rows)
+
+
+def test_retry_plan_by_day_matches_the_stored_plans(stored):
+    folder, connection = stored
+    expected = {(day, action, count, amount or 0) for day, action, count, amount in
+                connection.execute(f"""
+        SELECT business_date, action, count(*), sum({FEN.format("amount")})
+        FROM retry_plan GROUP BY 1, 2""")}
+    rows = read_csv(folder / "retry_plan_by_day.csv")
+    assert {(row["business_date"], row["action"], int(row["rows"]), fen(row["amount"]))
+            for row in rows} == expected
+    assert {row["action"] for row in rows} >= {"retry", "refund", "wait_for_borrower"}
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert "Retry plan per day" in page and "by days past due" in page
+
+
 def test_csv_files_open_in_excel_with_chinese_intact(stored):
     folder, _ = stored
     for name in ("by_day.csv", "by_gateway.csv", "by_root_cause.csv"):

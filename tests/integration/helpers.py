@@ -25,6 +25,7 @@ RESULT_TABLES = {
     "installment_outcomes": "loan_id, installment_no",
     "settlement_exceptions": "gateway, gateway_txn_id, kind",
     "input_rejects": "file, line, column_name, reason",
+    "retry_plan": "subject, loan_id, installment_no, gateway_txn_id",
 }
 
 
@@ -81,7 +82,7 @@ def query(url: str, sql: str, **params) -> list[sa.Row]:
 
 
 def snapshot(url: str, day: str) -> dict[str, list[dict]]:
-    """Every row of the three result tables for `day`, in a stable order, run_id included."""
+    """Every row of the result tables for `day`, in a stable order, run_id included."""
     engine = engine_for(url)
     try:
         with engine.connect() as connection:

@@ -73,7 +73,11 @@ class Day:
         return self
 
     def decide(self, codes: CodeMap | None = None):
-        frames = {
+        return classify(**self.frames(), arrived_gateways=self.arrived, codes=codes or CodeMap(),
+                        business_date=D, tz=TZ)
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        return {
             "installments": _frame(self.installments, ["loan_id", "installment_no", "borrower_id",
                                                        "due_date", "amount_due", "line"]),
             "bindings": _frame(self.bindings, ["binding_id", "loan_id", "card_no_masked",
@@ -87,8 +91,6 @@ class Day:
             "incidents": _frame(self.incidents, ["gateway", "started_at", "ended_at",
                                                  "description"]),
         }
-        return classify(**frames, arrived_gateways=self.arrived, codes=codes or CodeMap(),
-                        business_date=D, tz=TZ)
 
     def outcome(self, loan="L1", no=1, codes: CodeMap | None = None) -> tuple[str, str]:
         outcomes = self.decide(codes).outcomes.set_index(["loan_id", "installment_no"])

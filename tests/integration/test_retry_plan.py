@@ -1,0 +1,122 @@
+"""CONTRACT 7's retry plan end to end: retry_plan.csv and table retry_plan written with D's
+results, replaced on rerun, attempts counted across business dates from the stored outcomes, and
+overdue installments carried with their days past due. On PostgreSQL and on SQLite."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from tests.integration.helpers import DAYS, query, recon_run
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_the_plan_is_stored_as_written_and_a_rerun_replaces_it_identically(database_url,
+                                                                              tmp_path):
+    day = DAYS[0]
+    assert recon_run(day, database_url, tmp_path).returncode == 4
+    written = read_rows(tmp_path / "out" / day / "retry_plan.csv")
+    first = query(database_url, "SELECT action, count(*) AS n, sum(amount) AS amount "
+                                "FROM retry_plan WHERE business_date = :d GROUP BY action "
+                                "ORDER BY action", d=day)
+    counts = {}
+    for row in written:
+        counts[row["action"]] = counts.get(row["action"], 0) + 1
+    assert {row.action: row.n for row in first} == counts
+    assert "refund" in counts and "retry" in counts and "query_gateway" in counts
+    csv_before = (tmp_path / "out" / day / "retry_plan.csv").read_bytes()
+
+    assert recon_run(day, database_url, tmp_path).returncode == 4
+    again = query(database_url, "SELECT action, count(*) AS n, sum(amount) AS amount "
+                                "FROM retry_plan WHERE business_date = :d GROUP BY action "
+                                "ORDER BY action", d=day)
+    assert [tuple(row) for row in again] == [tuple(row) for row in first]
+    assert (tmp_path / "out" / day / "retry_plan.csv").read_bytes() == csv_before
+    run_ids = query(database_url, "SELECT DISTINCT run_id FROM retry_plan WHERE "
+                                  "business_date = :d", d=day)
+    last = query(database_url, "SELECT run_id FROM recon_runs WHERE business_date = :d "
+                               "ORDER BY started_at DESC LIMIT 1", d=day)
+    assert [row.run_id for row in run_ids] == [last[0].run_id]
+
+
+# --- a small inbox of three dates: one installment failing for lack of money day after day ----
+
+HEADERS = {
+    "installments.csv": "loan_id,installment_no,borrower_id,due_date,amount_due,currency",
+    "bindings.csv": "binding_id,loan_id,account_token,card_no_masked,bank_code,status,bound_at,"
+                    "unbound_at",
+    "instructions.csv": "instruction_id,loan_id,installment_no,gateway,amount,created_at,"
+                        "confirm_required,confirm_status,sent_at",
+    "settlement_UNIONPAY.csv": "gateway_txn_id,instruction_id,amount,status,response_code,"
+                               "response_msg,txn_time",
+}
+
+
+def write_day(inbox: Path, day: str, due_date: str) -> None:
+    """L1/1 (300.00, due `due_date`) fails 51 on `day`; L2/1 (due on `day`) is paid."""
+    folder = inbox / day
+    folder.mkdir(parents=True)
+    n = day.replace("-", "")
+    rows = {
+        "installments.csv": [f"L1,1,B1,{due_date},300.00,CNY", f"L2,1,B2,{day},100.00,CNY"],
+        "bindings.csv": ["K1,L1,tok1,622202******1111,ICBC,ACTIVE,2025-01-01 00:00:00,",
+                         "K2,L2,tok2,622202******2222,ICBC,ACTIVE,2025-01-01 00:00:00,"],
+        "instructions.csv": [f"{n}01,L1,1,UNIONPAY,300.00,{day} 06:00:00,false,NOT_REQUIRED,"
+                             f"{day} 09:00:00",
+                             f"{n}02,L2,1,UNIONPAY,100.00,{day} 06:00:00,false,NOT_REQUIRED,"
+                             f"{day} 09:00:00"],
+        "settlement_UNIONPAY.csv": [f"T{n}01,{n}01,300.00,FAILED,51,余额不足,{day} 09:00:05",
+                                    f"T{n}02,{n}02,100.00,SUCCESS,00,OK,{day} 09:00:05"],
+    }
+    for name, lines in rows.items():
+        (folder / name).write_text("\n".join([HEADERS[name]] + lines) + "\n", encoding="utf-8")
+    (folder / "settlement_UNIONPAY.ctl").write_text(
+        f"gateway=UNIONPAY\nbusiness_date={day}\nscheme=iso8583\nrecords=2\n"
+        f"amount_total=100.00\n", encoding="utf-8")
+
+
+def plan_row(tmp_path: Path, day: str, loan: str = "L1") -> dict:
+    rows = [row for row in read_rows(tmp_path / "out" / day / "retry_plan.csv")
+            if row["loan_id"] == loan]
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def test_attempts_of_earlier_dates_cap_the_retries_of_an_overdue_installment(database_url,
+                                                                             tmp_path):
+    inbox = tmp_path / "inbox"
+    days = ["2026-12-01", "2026-12-02", "2026-12-03"]
+    for day in days:
+        write_day(inbox, day, due_date=days[0])
+    for day in days:
+        result = recon_run(day, database_url, tmp_path, inbox=inbox)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    first, second, third = (plan_row(tmp_path, day) for day in days)
+    assert (first["action"], first["attempts"], first["not_before"]) == \
+        ("retry", "1", "2026-12-02 09:00:00")
+    assert (second["action"], second["attempts"], second["days_past_due"]) == ("retry", "2", "1")
+    # The third failed attempt over the installment's life reaches the default cap of 3.
+    assert (third["action"], third["attempts"], third["max_attempts"]) == ("none", "3", "3")
+    stored = query(database_url, "SELECT business_date, days_past_due, attempts FROM "
+                                 "installment_outcomes WHERE loan_id = 'L1' ORDER BY 1")
+    assert [(row.days_past_due, row.attempts) for row in stored] == [(0, 1), (1, 1), (2, 1)]
+    exceptions = read_rows(tmp_path / "out" / days[2] / "exceptions.csv")
+    assert [(row["loan_id"], row["days_past_due"]) for row in exceptions] == [("L1", "2")]
+    assert not [row for row in read_rows(tmp_path / "out" / days[2] / "retry_plan.csv")
+                if row["loan_id"] == "L2"]
+
+
+def test_a_rerun_of_an_earlier_date_does_not_count_its_own_attempts_twice(database_url, tmp_path):
+    inbox = tmp_path / "inbox"
+    days = ["2026-12-01", "2026-12-02"]
+    for day in days:
+        write_day(inbox, day, due_date=days[0])
+    for day in days + days:
+        assert recon_run(day, database_url, tmp_path, inbox=inbox).returncode == 0
+    assert plan_row(tmp_path, days[0])["attempts"] == "1"
+    assert plan_row(tmp_path, days[1])["attempts"] == "2"
