@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from recon.classify import fmt_yuan, nanos
+from recon.classify import fmt_local, fmt_yuan, nanos
 from recon.contract import RETRY_PLAN_COLUMNS, RootCause, SettlementExceptionKind, Status
 from recon.errors import UsageError
 
@@ -243,10 +243,11 @@ def earliest(after_ns: np.ndarray, at: np.ndarray, window: tuple[dt.time, dt.tim
 
 
 def _format_local(moments_ns: np.ndarray, present: np.ndarray, tz: ZoneInfo) -> np.ndarray:
+    """UTC nanoseconds -> local `YYYY-MM-DD HH:MM:SS` where `present`, else ""."""
     text = np.full(len(moments_ns), "", dtype=object)
     if present.any():
-        local = pd.to_datetime(moments_ns[present], utc=True).tz_convert(tz)
-        text[present] = local.strftime("%Y-%m-%d %H:%M:%S").to_numpy(object)
+        moments = pd.Series(pd.to_datetime(moments_ns[present], utc=True))
+        text[present] = fmt_local(moments, tz).to_numpy(object)
     return text
 
 
@@ -444,68 +445,83 @@ def _other_gateway(gateways: np.ndarray, clean: list[str]) -> np.ndarray:
 
 def _reasons(rows, choice, step, gateway, other, attempts, cap, incident_end, binding_id, amount,
              tz) -> np.ndarray:
-    """One plain sentence per row saying why this action."""
+    """One plain sentence per row saying why this action. Each sentence is built only for the
+    rows it describes."""
     n = len(rows)
-    cause = pd.Series(rows["root_cause"].to_numpy(object), dtype="str")
-    gw = pd.Series(gateway, dtype="str")
-    yuan = pd.Series(fmt_yuan(pd.Series(np.abs(amount), dtype="int64")).to_numpy(object)
-                     if n else [], dtype="str")
-    count = pd.Series(attempts.astype(str), dtype="str")
-    limit = pd.Series(np.where(cap >= 1, cap.astype(str), ""), dtype="str")
-    ended = pd.Series(_format_local(incident_end, incident_end > np.iinfo(np.int64).min, tz),
-                      dtype="str")
-    text = pd.Series("", index=range(n), dtype="str")
+    if not n:
+        return np.zeros(0, dtype=object)
+    parts = pd.DataFrame({
+        "cause": pd.Series(rows["root_cause"].to_numpy(object), dtype="str"),
+        "gw": pd.Series(gateway, dtype="str"),
+        "other": pd.Series(other, dtype="str"),
+        "binding": pd.Series(binding_id, dtype="str"),
+        "yuan": pd.Series(fmt_yuan(pd.Series(np.abs(amount), dtype="int64")).to_numpy(object),
+                          dtype="str"),
+        "count": pd.Series(attempts, dtype="int64").astype(str),
+        "limit": pd.Series(np.where(cap >= 1, cap, 0), dtype="int64").astype(str),
+    })
+    ended = incident_end > np.iinfo(np.int64).min
+    policy = step == "policy"
+
+    def fixed(text: str):
+        return lambda part: pd.Series(text, index=part.index, dtype="str")
+
+    def outage_on_same_gateway(part: pd.DataFrame) -> pd.Series:
+        known = ended[part.index.to_numpy()]
+        when = pd.Series(_format_local(incident_end[part.index.to_numpy()], known, tz),
+                         index=part.index, dtype="str")
+        return (part["gw"] + " had an outage and no other gateway's file arrived clean: retry "
+                + part["yuan"] + " on " + part["gw"] + " after the incident"
+                + when.where(~known, " (ended " + when + ")"))
+
     sentences = [
-        (step == "duplicates", pd.Series("overpaid by its duplicate debits only: refunded "
-                                         "through their refund rows", index=range(n),
-                                         dtype="str")),
-        (step == "refund", "settled more than due: refund " + yuan + " to the borrower"),
-        (step == "file", pd.Series("a settlement file of this installment's attempts has not "
-                                   "arrived: rerun D when it does, no debit before",
-                                   index=range(n), dtype="str")),
-        (step == "query", "an attempt via " + gw + " has no settlement record: ask " + gw
+        (step == "duplicates",
+         fixed("overpaid by its duplicate debits only: refunded through their refund rows")),
+        (step == "refund",
+         lambda p: "settled more than due: refund " + p["yuan"] + " to the borrower"),
+        (step == "file", fixed("a settlement file of this installment's attempts has not "
+                               "arrived: rerun D when it does, no debit before")),
+        (step == "query",
+         lambda p: "an attempt via " + p["gw"] + " has no settlement record: ask " + p["gw"]
          + " for its result before any new debit, or the borrower may be charged twice"),
-        (step == "rebind", "card rebound after the failed attempt (binding "
-         + pd.Series(binding_id, dtype="str") + "): retry " + yuan + " on the new binding; "
-         + count + " of at most " + limit + " attempts made so far"),
-        (step == "cap", cause + ": " + count + " attempts reached the limit of " + limit
-         + "; no automatic debit, hand to collections"),
-        ((step == "policy") & (choice == "retry_other_gateway"),
-         gw + " had an outage: retry " + yuan + " through " + pd.Series(other, dtype="str")
+        (step == "rebind",
+         lambda p: "card rebound after the failed attempt (binding " + p["binding"]
+         + "): retry " + p["yuan"] + " on the new binding; " + p["count"] + " of at most "
+         + p["limit"] + " attempts made so far"),
+        (step == "cap",
+         lambda p: p["cause"] + ": " + p["count"] + " attempts reached the limit of "
+         + p["limit"] + "; no automatic debit, hand to collections"),
+        (policy & (choice == "retry_other_gateway"),
+         lambda p: p["gw"] + " had an outage: retry " + p["yuan"] + " through " + p["other"]
          + ", whose file arrived clean"),
-        ((step == "policy") & (choice == "retry") & (cause == R.GATEWAY_OUTAGE.value),
-         gw + " had an outage and no other gateway's file arrived clean: retry " + yuan
-         + " on " + gw + " after the incident" + ended.where(ended == "", " (ended " + ended
-                                                             + ")")),
-        ((step == "policy") & (choice == "retry") & (cause == R.NOT_INSTRUCTED.value),
-         "internal: the collections system did not send a debit; send " + yuan),
-        ((step == "policy") & (choice == "retry"),
-         cause + ": retry " + yuan + "; " + count + " of at most " + limit
-         + " attempts made so far"),
-        ((step == "policy") & (choice == "wait_for_borrower")
-         & (cause == R.INSTRUCTION_NOT_CONFIRMED.value),
-         pd.Series("the borrower must confirm the debit instruction first",
-                   index=range(n), dtype="str")),
-        ((step == "policy") & (choice == "wait_for_borrower"),
-         cause + ": the borrower must bind a valid card or account first"),
-        ((step == "policy") & (choice == "query_gateway"),
-         "ask " + gw + " for the attempt's result before any new debit"),
-        ((step == "policy") & (choice == "wait_for_file"),
-         pd.Series("wait for the settlement file, then rerun D", index=range(n), dtype="str")),
-        ((step == "policy") & (choice == "none") & (cause == R.ACCOUNT_FROZEN.value),
-         pd.Series("account frozen: no debit; contact the borrower and check for a judicial "
-                   "freeze", index=range(n), dtype="str")),
-        ((step == "policy") & (choice == "none") & (cause == R.UNCLASSIFIED.value),
-         pd.Series("cause not recognised: no automatic debit; investigate and extend the code "
-                   "map", index=range(n), dtype="str")),
-        ((step == "policy") & (choice == "none"),
-         cause + ": the policy plans no automatic action"),
+        (policy & (choice == "retry") & (parts["cause"] == R.GATEWAY_OUTAGE.value).to_numpy(),
+         outage_on_same_gateway),
+        (policy & (choice == "retry") & (parts["cause"] == R.NOT_INSTRUCTED.value).to_numpy(),
+         lambda p: "internal: the collections system did not send a debit; send " + p["yuan"]),
+        (policy & (choice == "retry"),
+         lambda p: p["cause"] + ": retry " + p["yuan"] + "; " + p["count"] + " of at most "
+         + p["limit"] + " attempts made so far"),
+        (policy & (choice == "wait_for_borrower")
+         & (parts["cause"] == R.INSTRUCTION_NOT_CONFIRMED.value).to_numpy(),
+         fixed("the borrower must confirm the debit instruction first")),
+        (policy & (choice == "wait_for_borrower"),
+         lambda p: p["cause"] + ": the borrower must bind a valid card or account first"),
+        (policy & (choice == "query_gateway"),
+         lambda p: "ask " + p["gw"] + " for the attempt's result before any new debit"),
+        (policy & (choice == "wait_for_file"), fixed("wait for the settlement file, then rerun D")),
+        (policy & (choice == "none") & (parts["cause"] == R.ACCOUNT_FROZEN.value).to_numpy(),
+         fixed("account frozen: no debit; contact the borrower and check for a judicial freeze")),
+        (policy & (choice == "none") & (parts["cause"] == R.UNCLASSIFIED.value).to_numpy(),
+         fixed("cause not recognised: no automatic debit; investigate and extend the code map")),
+        (policy & (choice == "none"),
+         lambda p: p["cause"] + ": the policy plans no automatic action"),
     ]
+    text = pd.Series("", index=parts.index, dtype="str")
     filled = np.zeros(n, dtype=bool)
     for condition, sentence in sentences:
         take = np.asarray(condition, dtype=bool) & ~filled
         if take.any():
-            text[take] = pd.Series(sentence, index=range(n), dtype="str")[take]
+            text[take] = sentence(parts[take])
         filled |= take
     return text.to_numpy(object)
 
