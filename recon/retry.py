@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from recon.classify import fmt_local, fmt_yuan, nanos
+from recon.classify import fmt_local, fmt_yuan, isin, nanos
 from recon.contract import RETRY_PLAN_COLUMNS, RootCause, SettlementExceptionKind, Status
 from recon.errors import UsageError
 
@@ -311,12 +311,17 @@ def plan_retries(outcomes: pd.DataFrame, *, bindings: pd.DataFrame, loan_of_bind
     # Policy per row, through the handful of causes (no per-row Python).
     causes = {cause_.value: policy.causes[cause_] for cause_ in RootCause}
 
+    cause_code, cause_names = pd.factorize(pd.Series(cause, dtype=object))
+    cause_names = [str(name) for name in cause_names]
+
     def by_cause(values: dict, default, dtype):
         """A per-cause value for every row, through the handful of causes."""
         if not n:
             return np.zeros(0, dtype=dtype)
-        mapped = pd.Series(cause, dtype="str").map(values).astype(object)
-        return mapped.where(mapped.notna(), default).to_numpy(dtype)
+        # Looked up once per distinct cause, then spread by integer code.
+        per_code = np.array([values.get(name, default) for name in cause_names] + [default],
+                            dtype=dtype)
+        return per_code[cause_code]
 
     action = by_cause({name: entry.action for name, entry in causes.items()}, "none", object)
     at = by_cause({name: _clock_ns(entry.at) for name, entry in causes.items()
@@ -532,7 +537,9 @@ def _duplicate_debits(duplicates: pd.DataFrame, instructions: pd.DataFrame) -> p
         return pd.DataFrame(columns=list(duplicates.columns if duplicates is not None else [])
                             + ["loan_id", "installment_no"])
     extra = duplicates[duplicates["kind"] == SettlementExceptionKind.DUPLICATE_DEBIT.value]
-    of = instructions.drop_duplicates("instruction_id").set_index("instruction_id")[
+    # Only the few instructions debited twice are looked up, not the day's million.
+    mine = instructions[isin(instructions["instruction_id"], set(extra["instruction_id"]))]
+    of = mine.drop_duplicates("instruction_id").set_index("instruction_id")[
         ["loan_id", "installment_no"]]
     return extra.join(of, on="instruction_id")
 
@@ -555,7 +562,8 @@ def _duplicate_refunds(duplicates: pd.DataFrame, instructions: pd.DataFrame,
     joined = _duplicate_debits(duplicates, instructions)
     if not len(joined):
         return pd.DataFrame(columns=RETRY_PLAN_COLUMNS)
-    borrower = outcomes.set_index(["loan_id", "installment_no"])["borrower_id"]
+    concerned = outcomes[isin(outcomes["loan_id"], set(joined["loan_id"].dropna()))]
+    borrower = concerned.set_index(["loan_id", "installment_no"])["borrower_id"]
     key = pd.MultiIndex.from_arrays([joined["loan_id"], joined["installment_no"]])
     when = _format_local(np.full(len(joined), now_ns, dtype=np.int64),
                          np.ones(len(joined), dtype=bool), tz)
