@@ -122,6 +122,9 @@ def main() -> None:
 @click.option("--retry-policy", type=click.Path(path_type=Path, dir_okay=False),
               help="TOML file adjusting the retry plan's policy (default RECON_RETRY_POLICY, "
                    "else the built-in defaults).")
+@click.option("--notice-templates", type=click.Path(path_type=Path, dir_okay=False),
+              help="TOML overriding the borrower notice templates and policy "
+                   "(default RECON_NOTICE_TEMPLATES, else the shipped ones).")
 @click.option("--max-reject-rate", type=click.FloatRange(0, 1),
               help="Share of rejected rows above which a file refuses the run (default 0.01).")
 @click.option("--profiles", type=click.Path(path_type=Path, file_okay=False),

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     retry_policy: Path | None = None
     """Operator TOML file adjusting the retry plan's policy (README, Retry plan)."""
 
+    notice_templates: Path | None = None
+    """Operator TOML overriding the shipped borrower notice templates and policy (docs/notices.md)."""
+
     lock_wait_seconds: float = Field(default=0.0, ge=0.0)
     """How long to wait for another run of the same date before giving up (exit 5)."""
 

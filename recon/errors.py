@@ -91,3 +91,10 @@ class MigrationFailed(ReconError):
     """A schema migration could not be applied; it was rolled back as a whole."""
 
     exit_code = ExitCode.DATABASE
+
+
+class OutboxConflict(ReconError):
+    """D's borrower notices changed under this run (the messaging system or a second run):
+    nothing was written; a rerun merges with what is there now."""
+
+    exit_code = ExitCode.DATABASE

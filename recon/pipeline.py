@@ -20,6 +20,7 @@ from recon.config import Settings
 from recon.contract import ExitCode, Status
 from recon.diff import CHANGES_COLUMNS, outcome_changes, transition_counts
 from recon.errors import CommitUnknown, InputRefused, ReconError
+from recon.notices import NOTICES_COLUMNS, Outbox, load_templates, notice_items
 from recon.profiles import Profiles, load_profiles, with_profile_codes
 from recon.outages import SUSPECTED_COLUMNS, suspected_outages
 from recon.retry import RETRY_PLAN_COLUMNS, RetryPolicy, load_policy, plan_retries
@@ -27,6 +28,8 @@ from recon.sinks import database as db
 from recon.sinks.reports import stage_reports
 from recon.sinks.safety import mask_cards
 from recon.sources.inbox import DayInputs, load_day
+from recon.watchlist import (REPEAT_CAUSES, WATCHLIST_COLUMNS, history_window, repeat_borrowers,
+                             watchlist)
 
 log = logging.getLogger("recon")
 
@@ -61,6 +64,9 @@ class RunReport:
     # Per days-past-due bucket (0, 1-30, 31-60, over 60): collected, not_collected (counts) and
     # amount_outstanding (fen).
     by_days_past_due: dict[str, dict[str, int]] = field(default_factory=dict)
+    notice_channels: dict[str, int] = field(default_factory=dict)  # D's live notices by channel
+    notice_changes: dict[str, int] = field(default_factory=dict)  # added, cancelled, kept, taken
+    watchlist_risks: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict:
         return {
@@ -80,6 +86,8 @@ class RunReport:
             "suspected_incidents": self.suspected_incidents,
             "retry_plan": self.retry_actions,
             "by_days_past_due": self.by_days_past_due,
+            "notices": {"channel": self.notice_channels, **self.notice_changes},
+            "watchlist": self.watchlist_risks,
         }
 
 
@@ -109,6 +117,7 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None) -> Ru
     profiles = load_profiles(settings.profiles)
     codes = with_profile_codes(CodeMap.from_file(settings.reason_codes), profiles)
     policy = load_policy(settings.retry_policy)
+    templates = load_templates(settings.notice_templates)
     database = db.connect(settings.database_url)
     try:
         db.ensure_schema(database)
@@ -118,6 +127,7 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None) -> Ru
             log.info("run started (database %s)", database.shown_url, extra=extra)
             try:
                 report = _run_locked(business_date, settings, codes, profiles, policy,
+                                     templates,
                                      database, run_id, lock, before_commit)
                 log.info("run finished: %s (exit %d)", report.outcome, report.exit_code,
                          extra=extra)
@@ -152,7 +162,8 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None) -> Ru
 
 
 def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, profiles: Profiles,
-                policy: RetryPolicy, database: db.Database, run_id: str, lock: db.DateLock,
+                policy: RetryPolicy, templates, database: db.Database, run_id: str,
+                lock: db.DateLock,
                 before_commit) -> RunReport:
     day = business_date.isoformat()
     phases = Phases()
@@ -165,6 +176,10 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
         # they are those of the previous completed run. Compared with the new ones below.
         previous_job = side.submit(db.read_outcomes, database, day,
                                    block_bytes=settings.csv_block_bytes)
+        # Earlier dates' borrower-side failures, for the watchlist's repeated failures.
+        first, last = history_window(business_date)
+        history_job = side.submit(db.read_borrower_failures, database, first.isoformat(),
+                                  last.isoformat(), [cause.value for cause in REPEAT_CAUSES])
         with (phases("load", business_date, run_id),
               logs.loading(settings.inbox / day, f"{day} loading")):
             inputs = load_day(business_date, settings, codes, profiles)
@@ -191,6 +206,15 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
             changes.insert(0, "business_date", day)
             report.changes = transition_counts(changes)
         suspected = outages_job.result()
+        with phases("act", business_date, run_id):
+            watch = watchlist(outcomes, inputs.bindings, history_job.result(), business_date,
+                              settings.tz)
+            report.watchlist_risks = {str(k): int(v) for k, v in
+                                      watch["risk"].value_counts().sort_index().items()}
+            # The clock is read here, once: the notices' earliest send time follows from it.
+            outbox = Outbox(notice_items(outcomes), templates, business_date,
+                            dt.datetime.now(dt.timezone.utc), settings.tz, run_id,
+                            repeat_borrowers(watch))
         report.suspected_incidents = suspected.to_dict("records")
         with phases("plan", business_date, run_id):
             retry_plan = plan_retries(
@@ -207,11 +231,23 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
 
         staging_job = side.submit(_stage_reports, settings, business_date, outcomes,
                                   settlement_exceptions, rejects, changes, suspected, retry_plan,
+                                  watch,
                                   phases, run_id)
 
         # The reports must be ready to publish before the run is closed and committed
         # (before_finish): a failure to write them (a full disk) rolls the database write back.
         # Waiting there also puts write_csv's time into the stored counts.
+        counts = report.counts()
+
+        def before_finish() -> None:
+            # The notices are known once merged with D's stored ones, inside the transaction.
+            staged = staging_job.result()
+            change = outbox.change
+            staged.write("notices.csv", change.notices, NOTICES_COLUMNS, bom=True)
+            report.notice_channels = change.channel_counts()
+            report.notice_changes = change.counts()
+            counts["notices"] = {"channel": report.notice_channels, **report.notice_changes}
+
         try:
             with phases("write_db", business_date, run_id):
                 report.phases = phases.seconds
@@ -222,9 +258,9 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
                     rejects.rename(columns={"column": "column_name"}).assign(run_id=run_id),
                     outcome=outcome, exit_code=exit_code,
                     digests={entry.file: entry.sha256 for entry in inputs.ledger},
-                    counts=report.counts(), message=report.message, lock=lock,
-                    retry_plan=retry_plan.assign(run_id=run_id),
-                    before_finish=staging_job.result, before_commit=before_commit)
+                    counts=counts, message=report.message, lock=lock,
+                    retry_plan=retry_plan.assign(run_id=run_id), watchlist=watch,
+                    outbox=outbox, before_finish=before_finish, before_commit=before_commit)
         except BaseException:
             _discard(staging_job)
             raise
@@ -247,6 +283,7 @@ def _suspected_outages(inputs: DayInputs, codes: CodeMap, settings: Settings, ph
 def _stage_reports(settings: Settings, business_date: dt.date, outcomes: pd.DataFrame,
                    settlement_exceptions: pd.DataFrame, rejects: pd.DataFrame,
                    changes: pd.DataFrame, suspected: pd.DataFrame, retry_plan: pd.DataFrame,
+                   watch: pd.DataFrame,
                    phases: Phases, run_id: str):
     with phases("write_csv", business_date, run_id):
         exceptions = exception_report(outcomes, business_date, settings.tz)
@@ -256,6 +293,7 @@ def _stage_reports(settings: Settings, business_date: dt.date, outcomes: pd.Data
             staged.write("changes.csv", changes, CHANGES_COLUMNS)
             staged.write("suspected_incidents.csv", suspected, SUSPECTED_COLUMNS)
             staged.write("retry_plan.csv", retry_plan, RETRY_PLAN_COLUMNS)
+            staged.write("watchlist.csv", watch, WATCHLIST_COLUMNS, bom=True)
         except BaseException:
             staged.discard()
             raise

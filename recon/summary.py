@@ -39,6 +39,7 @@ def render_summary(report) -> str:
                  f"{report.duplicates_collapsed:,}")
     for entry in report.not_arrived:
         lines.append(f"  NOT ARRIVED {entry}")
+    lines.extend(action_lines(report))
     lines.extend(suspected_incident_lines(report.suspected_incidents))
     # What to do next, one line per output of CONTRACT 7: the retry plan here; the borrower
     # notices (by channel) and the watchlist (by risk) go below it.
@@ -50,6 +51,23 @@ def render_summary(report) -> str:
 
 
 SHOWN_TRANSITIONS = 8
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {count:,}" for name, count in sorted(counts.items())) or "none"
+
+
+def action_lines(report) -> list[str]:
+    """Borrower notices by channel (and what the run did to D's outbox); watchlist by risk."""
+    lines = []
+    changes = report.notice_changes
+    if changes:
+        lines.append(f"  notices by channel: {_counted(report.notice_channels)} (added "
+                     f"{changes['added']:,}, cancelled {changes['cancelled']:,}, kept "
+                     f"{changes['kept']:,}, taken {changes['taken']:,}; notices.csv)")
+    if report.watchlist_risks or changes:
+        lines.append(f"  watchlist by risk: {_counted(report.watchlist_risks)} (watchlist.csv)")
+    return lines
 
 
 def suspected_incident_lines(incidents: list[dict]) -> list[str]:

@@ -33,8 +33,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 
 from recon.contract import RETRY_PLAN_COLUMNS
 from recon.errors import (CommitUnknown, DatabaseFailed, DatabaseUnavailable, DateLocked,
-                          DateLockLost, MigrationFailed, MigrationsMissing, SchemaOutdated,
-                          UsageError)
+                          DateLockLost, MigrationFailed, MigrationsMissing, OutboxConflict,
+                          SchemaOutdated, UsageError)
 
 # The migrations ship inside the package (the top-level sql/ folder, mapped to `recon.sql` by
 # pyproject.toml), so an installed wheel finds them wherever it is installed.
@@ -54,6 +54,12 @@ SETTLEMENT_EXCEPTION_COLUMNS = ["business_date", "gateway", "gateway_txn_id", "i
                                 "amount", "kind", "detail", "run_id"]
 REJECT_COLUMNS = ["business_date", "file", "line", "column_name", "value", "reason", "run_id"]
 RETRY_PLAN_DB_COLUMNS = RETRY_PLAN_COLUMNS + ["run_id"]
+WATCHLIST_COLUMNS = ["business_date", "loan_id", "borrower_id", "risk", "evidence",
+                     "suggested_action", "run_id"]
+NOTICE_COLUMNS = ["notice_id", "business_date", "borrower_id", "state", "channel",
+                  "template_key", "send_after", "amount", "card_last4", "installments",
+                  "message", "content_key", "created_run_id", "created_at", "cancelled_run_id",
+                  "cancelled_at"]
 
 
 def normalise_url(url: str) -> sa.URL:
@@ -859,27 +865,39 @@ def write_results(database: Database, run_id: str, business_date: str, outcomes:
                   settlement_exceptions: pd.DataFrame, rejects: pd.DataFrame, *, outcome: str,
                   exit_code: int, digests: dict, counts: dict, message: str,
                   lock: DateLock | None = None, retry_plan: pd.DataFrame | None = None,
+                  watchlist: pd.DataFrame | None = None, outbox=None,
                   before_finish=None, before_commit=None) -> None:
-    """Replace D's rows in the result tables and close the run, in one transaction.
+    """Replace D's rows in the result tables, merge D's borrower notices and close the run, in
+    one transaction.
 
     `retry_plan` (CONTRACT 7, columns RETRY_PLAN_DB_COLUMNS) replaces D's plan when given.
 
     The transaction first checks the run still holds D (`lock`, see date_lock) and confirms it
-    last, before the commit. `before_finish` is called once the rows are written and before the
-    run is closed (its `counts` are stored then); `before_commit` after that, just before the
-    lock is confirmed and the transaction committed. An exception from either rolls everything
-    back. A connection lost during the COMMIT itself: see _lost_commit.
+    last, before the commit. `outbox` (recon.notices.Outbox) plans the notice merge from D's
+    stored notices, read under row locks (see merge_notices). `before_finish` is called once the
+    rows are written and before the run is closed (its `counts` are stored then);
+    `before_commit` after that, just before the lock is confirmed and the transaction committed.
+    An exception from either rolls everything back. A connection lost during the COMMIT itself:
+    see _lost_commit.
     """
     lock = lock or DateLock()
     if database.is_postgres:
         with reachable(database):
             _ensure_date_partition(database, business_date)
     with reachable(database), database.engine.connect() as connection:
-        transaction = connection.begin()
+        # SQLite: take the write lock at BEGIN, so the notice merge reads what no one else
+        # can change before the commit (PostgreSQL locks the rows it reads).
+        connection.info["recon_begin"] = "BEGIN IMMEDIATE"
+        try:
+            transaction = connection.begin()
+        finally:
+            connection.info.pop("recon_begin", None)
         try:
             lock.check(connection)
             _write_rows(database, connection, run_id, business_date, outcomes,
-                        settlement_exceptions, rejects, retry_plan)
+                        settlement_exceptions, rejects, retry_plan, watchlist)
+            if outbox is not None:
+                merge_notices(database, connection, business_date, outbox.plan)
             if before_finish is not None:
                 before_finish()
             connection.execute(_finish_statement(), _finish_params(
@@ -903,11 +921,14 @@ def write_results(database: Database, run_id: str, business_date: str, outcomes:
 
 def _write_rows(database: Database, connection: Connection, run_id: str, business_date: str,
                 outcomes: pd.DataFrame, settlement_exceptions: pd.DataFrame,
-                rejects: pd.DataFrame, retry_plan: pd.DataFrame | None = None) -> None:
+                rejects: pd.DataFrame, retry_plan: pd.DataFrame | None = None,
+                watchlist: pd.DataFrame | None = None) -> None:
     if database.is_postgres:
         tables = ("settlement_exceptions", "input_rejects")
     else:
         tables = ("installment_outcomes", "settlement_exceptions", "input_rejects")
+    if watchlist is not None:
+        tables += ("watchlist",)
     for table in tables:
         connection.execute(sa.text(f"DELETE FROM {table} WHERE business_date = :d"),
                            {"d": business_date})
@@ -922,6 +943,9 @@ def _write_rows(database: Database, connection: Connection, run_id: str, busines
         connection.execute(sa.text("DELETE FROM retry_plan WHERE business_date = :d"),
                            {"d": business_date})
         _bulk_insert(database, connection, "retry_plan", RETRY_PLAN_DB_COLUMNS, retry_plan)
+    if watchlist is not None:
+        _bulk_insert(database, connection, "watchlist", WATCHLIST_COLUMNS,
+                     watchlist.assign(run_id=run_id))
 
 
 LOST_COMMIT_WAIT = "30s"  # how long to wait for the server to end the lost COMMIT's session
@@ -959,6 +983,71 @@ def _lost_commit(database: Database, run_id: str, business_date: str, exc: DBAPI
         f"{where}: the connection was lost during COMMIT ({why}); the server says it was not "
         f"committed: {business_date} keeps its previous results",
         next_step="rerun the date")
+
+
+def merge_notices(database: Database, connection: Connection, business_date: str, plan) -> None:
+    """Apply the notice merge of D inside the caller's transaction (CONTRACT 7, docs/notices.md).
+
+    D's stored notices are read under row locks (SELECT ... FOR UPDATE on PostgreSQL; SQLite's
+    write transaction holds the whole database), so the messaging system's `UPDATE ... SET
+    state = 'sent' WHERE notice_id = ... AND state = 'new'` either committed before the read (and
+    this run sees the notice taken) or waits for this commit (and then finds it cancelled or
+    kept, and updates nothing). `plan(stored)` returns the change (recon.notices.OutboxChange).
+    Cancelling is conditional on the state still being `new` all the same; a notice taken
+    anyway, or a live notice of the same borrower and content written by a run racing this one
+    past the date lock (the unique indexes of sql 010), rolls this run back (OutboxConflict).
+    """
+    lock = " FOR UPDATE" if database.is_postgres else ""
+    rows = connection.execute(sa.text(
+        f"SELECT {', '.join(NOTICE_COLUMNS)} FROM borrower_notices WHERE business_date = :d "
+        f"ORDER BY notice_id{lock}"), {"d": business_date}).all()
+    stored = pd.DataFrame([tuple(_notice_text(value) for value in row) for row in rows],
+                          columns=NOTICE_COLUMNS, dtype="str")
+    change = plan(stored)
+    if change.cancel:
+        made_at = change.notices.loc[change.notices["notice_id"].isin(change.cancel),
+                                     "cancelled_at"].iloc[0]
+        run_id = change.notices.loc[change.notices["notice_id"].isin(change.cancel),
+                                    "cancelled_run_id"].iloc[0]
+        statement = sa.text(
+            "UPDATE borrower_notices SET state = 'cancelled', cancelled_at = :at, "
+            "cancelled_run_id = :run WHERE notice_id = :id AND state = 'new'")
+        if database.is_postgres:
+            cancelled = connection.execute(sa.text(
+                "UPDATE borrower_notices SET state = 'cancelled', cancelled_at = :at, "
+                "cancelled_run_id = :run WHERE notice_id = ANY(:ids) AND state = 'new'"),
+                {"at": made_at, "run": run_id, "ids": list(change.cancel)}).rowcount
+        else:
+            cancelled = sum(connection.execute(statement, {"at": made_at, "run": run_id,
+                                                           "id": notice_id}).rowcount
+                            for notice_id in change.cancel)
+        if cancelled != len(change.cancel):
+            raise OutboxConflict(
+                f"{len(change.cancel) - cancelled} notice(s) of {business_date} were taken by "
+                f"the messaging system while this run was withdrawing them",
+                next_step="nothing was written; rerun the date")
+    try:
+        _bulk_insert(database, connection, "borrower_notices", STORED_NOTICE_COLUMNS,
+                     change.insert)
+    except sa.exc.IntegrityError as exc:
+        raise OutboxConflict(
+            f"another run wrote notices of {business_date} at the same time: "
+            f"{_first_line(database, exc)}", next_step="nothing was written; rerun the date") \
+            from None
+
+
+STORED_NOTICE_COLUMNS = ["notice_id", "business_date", "borrower_id", "content_key", "channel",
+                         "template_key", "message", "amount", "card_last4", "installments",
+                         "send_after", "state", "created_at", "created_run_id"]
+
+
+def _notice_text(value) -> str:
+    """A stored notice's cell as the text recon wrote (timestamps ISO 8601 with offset)."""
+    if value is None:
+        return ""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 OUTCOMES_PARENT = "installment_outcomes"
@@ -1275,3 +1364,52 @@ def read_stored_runs(database: Database, date_from: str, date_to: str) -> pd.Dat
             connection, params={"a": date_from, "b": date_to})
     frame["business_date"] = frame["business_date"].astype("str")
     return frame
+
+
+def read_borrower_failures(database: Database, date_from: str, date_to: str,
+                           causes: list[str]) -> pd.DataFrame:
+    """Distinct (business_date, borrower_id, loan_id, root_cause) of the stored installments not
+    collected (`unpaid`, `partially_paid`) for one of `causes`, dates in [date_from, date_to]:
+    the watchlist's history of repeated failures."""
+    columns = ["business_date", "borrower_id", "loan_id", "root_cause"]
+    cause_list = ", ".join(f"'{cause}'" for cause in causes if re.fullmatch(r"[a-z_]+", cause))
+    query = ("SELECT DISTINCT business_date, borrower_id, loan_id, root_cause "
+             "FROM installment_outcomes WHERE business_date BETWEEN {a} AND {b} "
+             f"AND status IN ('unpaid', 'partially_paid') AND root_cause IN ({cause_list})")
+    with reachable(database), database.engine.connect() as connection:
+        if database.is_postgres:
+            cursor = connection.connection.driver_connection.cursor()
+            select = cursor.mogrify(query.format(a="%s", b="%s"), (date_from, date_to)).decode()
+            buffer = io.BytesIO()
+            cursor.copy_expert(f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER)", buffer)
+            cursor.close()
+            buffer.seek(0)
+            table = pa_csv.read_csv(buffer, convert_options=pa_csv.ConvertOptions(
+                column_types={column: pa.string() for column in columns}))
+            return table.to_pandas().astype("str")
+        rows = connection.exec_driver_sql(query.format(a="?", b="?"),
+                                          (date_from, date_to)).fetchall()
+    return pd.DataFrame(rows, columns=columns, dtype="str")
+
+
+def read_daily_actions(database: Database, date_from: str, date_to: str) -> pd.DataFrame:
+    """Per business date: notices not cancelled by channel and cancelled ones, watchlist rows by
+    risk, as columns `notices_<channel>`, `notices_cancelled`, `watchlist_<risk>` (counts)."""
+    with reachable(database), database.engine.connect() as connection:
+        if not sa.inspect(connection).has_table("borrower_notices"):
+            return pd.DataFrame({"business_date": pd.Series([], dtype="str")})
+        notices = connection.execute(sa.text(
+            "SELECT business_date, CASE WHEN state = 'cancelled' THEN 'cancelled' "
+            "ELSE channel END AS kind, count(*) FROM borrower_notices "
+            "WHERE business_date BETWEEN :a AND :b GROUP BY 1, 2"),
+            {"a": date_from, "b": date_to}).all()
+        risks = connection.execute(sa.text(
+            "SELECT business_date, risk, count(*) FROM watchlist "
+            "WHERE business_date BETWEEN :a AND :b GROUP BY 1, 2"),
+            {"a": date_from, "b": date_to}).all()
+    rows = [(str(day), f"notices_{kind}", int(count)) for day, kind, count in notices]
+    rows += [(str(day), f"watchlist_{risk}", int(count)) for day, risk, count in risks]
+    frame = pd.DataFrame(rows, columns=["business_date", "what", "count"])
+    return frame.pivot_table(index="business_date", columns="what", values="count",
+                             aggfunc="sum", fill_value=0).reset_index().rename_axis(
+        columns=None)

@@ -1,0 +1,1 @@
+"""Default operator files that ship inside the package (read with importlib.resources)."""

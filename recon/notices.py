@@ -1,0 +1,399 @@
+"""CONTRACT 7, borrower notices: which borrowers to message, on which channel, with what text,
+and how a rerun of D merges with the notices already in the outbox. Pure and vectorised.
+
+Nothing here reads the clock: the moment a notice is made ("now") is an argument. The outbox
+rules (docs/notices.md):
+
+- Only causes the borrower can act on get a notice (NOTICE_CAUSES), and only for installments
+  not collected in full (`unpaid`, `partially_paid`): never for `gateway_outage`,
+  `not_instructed`, `no_settlement_record`, `settlement_pending`, `unclassified`; nor for
+  `other_decline`, whose codes ("do not honour", "restricted card", ...) do not tell the
+  borrower what to do: ops reads the code first and may map it to a borrower-side cause with
+  --reason-codes, which then gets a notice.
+- One notice per borrower and D: its installments' outstanding amounts add up; its template is
+  that of the cause most in need of the borrower's action (NOTICE_CAUSES order), and its card
+  that cause's first installment's.
+- A rerun never touches a notice the messaging system has taken (state not `new`): what such a
+  notice covers is never noticed again for D. A notice still `new` stays as it is when the
+  rerun would make the same notice (same content_key), and is `cancelled` (replaced by the new
+  one, if any) otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import string
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from recon.classify import fmt_yuan
+from recon.contract import RootCause, Status
+from recon.errors import UsageError
+from recon.sinks.safety import mask_cards
+
+# Causes that get a notice, the one most in need of the borrower first: it picks the template of
+# a notice about several installments.
+NOTICE_CAUSES = [RootCause.ACCOUNT_CLOSED, RootCause.CARD_UNBOUND, RootCause.ACCOUNT_FROZEN,
+                 RootCause.INSTRUCTION_NOT_CONFIRMED, RootCause.INSUFFICIENT_BALANCE]
+NOTICE_STATUSES = [Status.UNPAID, Status.PARTIALLY_PAID]
+PLACEHOLDERS = frozenset({"amount", "card", "card_last4", "business_date", "due_by",
+                          "installments"})
+NEW, CANCELLED = "new", "cancelled"
+UNKNOWN_CARD = "您绑定的银行卡"
+CARD_LIKE = re.compile(r"[0-9](?:[ -]?[0-9]){12}")
+
+NOTICES_COLUMNS = ["notice_id", "business_date", "borrower_id", "state", "channel",
+                   "template_key", "send_after", "amount", "card_last4", "installments",
+                   "message", "content_key", "created_run_id", "created_at", "cancelled_run_id",
+                   "cancelled_at"]
+# The columns a new notice is stored with (the rest are the messaging system's or a later run's).
+STORED_COLUMNS = ["notice_id", "business_date", "borrower_id", "content_key", "channel",
+                  "template_key", "message", "amount", "card_last4", "installments",
+                  "send_after", "state", "created_at", "created_run_id"]
+
+
+# --- templates ----------------------------------------------------------------------------------
+
+class NoticeTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1)
+    """The message, with {placeholders} (PLACEHOLDERS)."""
+
+    channel: Literal["sms", "call"] = "sms"
+    """`call` sends every notice of this template to the call centre."""
+
+    act_within_days: int = Field(default=1, ge=0, le=30)
+    """{due_by} = the day the notice may first be sent + this many days."""
+
+    @field_validator("text")
+    @classmethod
+    def _known_placeholders(cls, text: str) -> str:
+        try:
+            fields = [(name, spec, conversion) for _, name, spec, conversion
+                      in string.Formatter().parse(text) if name is not None]
+        except ValueError as exc:
+            raise ValueError(f"not a template ({exc}); write a literal brace as {{{{ or }}}}") \
+                from None
+        for name, spec, conversion in fields:
+            if name not in PLACEHOLDERS:
+                raise ValueError(f"unknown placeholder {{{name}}}; known are "
+                                 + ", ".join(f"{{{known}}}" for known in sorted(PLACEHOLDERS)))
+            if spec or conversion:
+                raise ValueError(f"placeholder {{{name}}} takes no format or conversion")
+        if CARD_LIKE.search(text):
+            raise ValueError("holds what looks like a full card number (13 or more digits)")
+        return text
+
+    def parts(self) -> list[tuple[str, str | None]]:
+        return [(literal, name) for literal, name, _, _ in string.Formatter().parse(self.text)]
+
+
+class NoticePolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    call_at_amount: Decimal = Field(default=Decimal("10000.00"), gt=0, decimal_places=2)
+    call_on_repeated_failure: bool = True
+    send_from: dt.time = dt.time(9, 0)
+    send_until: dt.time = dt.time(21, 0)
+
+    @model_validator(mode="after")
+    def _window(self) -> "NoticePolicy":
+        if not self.send_from < self.send_until:
+            raise ValueError("send_from must be before send_until")
+        return self
+
+    @property
+    def call_at_fen(self) -> int:
+        return int(self.call_at_amount * 100)
+
+
+class NoticeTemplates(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    policy: NoticePolicy = NoticePolicy()
+    templates: dict[Literal[tuple(cause.value for cause in NOTICE_CAUSES)], NoticeTemplate]
+
+    @model_validator(mode="after")
+    def _every_cause(self) -> "NoticeTemplates":
+        missing = [cause.value for cause in NOTICE_CAUSES if cause.value not in self.templates]
+        if missing:
+            raise ValueError(f"no template for {', '.join(missing)}")
+        return self
+
+
+def default_templates_text() -> str:
+    return resources.files("recon.defaults").joinpath("notice_templates.toml").read_text("utf-8")
+
+
+def load_templates(path: Path | None = None) -> NoticeTemplates:
+    """The shipped templates, with the operator file's values (if any) over them.
+
+    A mistake in the file is a usage error naming the file, the key and the problem.
+    """
+    merged = tomllib.loads(default_templates_text())
+    if path is None:
+        return NoticeTemplates.model_validate(merged)
+    try:
+        given = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"notice templates {path}: cannot read: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"notice templates {path}: not TOML: {exc}") from None
+    for section, values in given.items():
+        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+            for key, value in values.items():
+                if isinstance(value, dict) and isinstance(merged[section].get(key), dict):
+                    merged[section][key] = {**merged[section][key], **value}
+                else:
+                    merged[section][key] = value
+        else:
+            merged[section] = values
+    try:
+        return NoticeTemplates.model_validate(merged)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(part) for part in error['loc']) or '(top)'}: "
+                             f"{error['msg']}" for error in exc.errors())
+        raise UsageError(f"notice templates {path}: {problems}",
+                         next_step="fix the file (see recon/defaults/notice_templates.toml)") \
+            from None
+
+
+# --- what to notice -----------------------------------------------------------------------------
+
+def notice_items(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """The installments of D a borrower should hear about, one row each: borrower_id, item
+    (`loan_id/installment_no/root_cause`), root_cause, amount (outstanding fen), card_no_masked,
+    loan_id, installment_no."""
+    causes = [cause.value for cause in NOTICE_CAUSES]
+    wanted = (outcomes["status"].isin([status.value for status in NOTICE_STATUSES])
+              & outcomes["root_cause"].isin(causes)
+              & (outcomes["amount_outstanding"] > 0))
+    rows = outcomes[wanted]
+    return pd.DataFrame({
+        "borrower_id": rows["borrower_id"].astype("str"),
+        "loan_id": rows["loan_id"].astype("str"),
+        "installment_no": rows["installment_no"].astype("int64"),
+        "root_cause": rows["root_cause"].astype("str"),
+        "item": (rows["loan_id"].astype("str") + "/" + rows["installment_no"].astype("str")
+                 + "/" + rows["root_cause"].astype("str")),
+        "amount": rows["amount_outstanding"].astype("int64"),
+        "card_no_masked": rows["card_no_masked"].fillna("").astype("str"),
+    }).reset_index(drop=True)
+
+
+def not_yet_told(items: pd.DataFrame, taken: pd.DataFrame) -> pd.DataFrame:
+    """`items` less those a taken notice of the same borrower already covers."""
+    if taken.empty or items.empty:
+        return items
+    told = taken[["borrower_id", "installments"]].assign(
+        item=taken["installments"].astype("str").str.split(";")).explode("item")
+    told_keys = pd.MultiIndex.from_frame(told[["borrower_id", "item"]].astype("str"))
+    keys = pd.MultiIndex.from_frame(items[["borrower_id", "item"]])
+    return items[~keys.isin(told_keys)].reset_index(drop=True)
+
+
+def earliest_send(now: dt.datetime, tz: ZoneInfo, policy: NoticePolicy) -> pd.Timestamp:
+    """`now`, or the next moment inside the sending hours (local time in `tz`)."""
+    local = pd.Timestamp(now).tz_convert(tz).floor("s")
+    opens = local.normalize() + pd.Timedelta(hours=policy.send_from.hour,
+                                             minutes=policy.send_from.minute)
+    closes = local.normalize() + pd.Timedelta(hours=policy.send_until.hour,
+                                              minutes=policy.send_until.minute)
+    if local < opens:
+        return opens
+    if local >= closes:
+        return opens + pd.Timedelta(days=1)
+    return local
+
+
+def local_text(moments: pd.Series, tz: ZoneInfo) -> pd.Series:
+    """Stored timestamps (ISO text with an offset, in whatever zone the database gave them) as
+    ISO 8601 in `tz`; '' stays ''."""
+    present = moments != ""
+    if not present.any():
+        return moments
+    local = pd.to_datetime(moments[present], utc=True, format="ISO8601").dt.tz_convert(tz)
+    shown = moments.copy()
+    shown[present] = [moment.isoformat() for moment in local]
+    return shown
+
+
+def yuan_grouped(fen: pd.Series) -> pd.Series:
+    """Integer fen -> `1,234.50元`."""
+    return fmt_yuan(fen).str.replace(r"(\d)(?=(\d{3})+\.)", r"\1,", regex=True) + "元"
+
+
+def chinese_day(day: dt.date) -> str:
+    return f"{day.month}月{day.day}日"
+
+
+def card_last_four(masked: pd.Series) -> pd.Series:
+    """The last four digits of a masked card number, '' when it has none."""
+    return masked.astype("str").str.extract(r"([0-9]{4})\s*$", expand=False).fillna("")
+
+
+def compose(items: pd.DataFrame, templates: NoticeTemplates, business_date: dt.date,
+            now: dt.datetime, tz: ZoneInfo, repeat_borrowers=()) -> pd.DataFrame:
+    """One notice per borrower from `items` (notice_items): borrower_id, channel, template_key,
+    message, amount (fen), card_last4, installments, content_key, send_after (local ISO).
+
+    `repeat_borrowers`: borrowers on the watchlist for repeated borrower-side failures.
+    """
+    columns = ["borrower_id", "channel", "template_key", "message", "amount", "card_last4",
+               "installments", "content_key", "send_after"]
+    if items.empty:
+        return pd.DataFrame({column: pd.Series([], dtype="str") for column in columns}).astype(
+            {"amount": "int64"})
+    priority = {cause.value: rank for rank, cause in enumerate(NOTICE_CAUSES)}
+    ordered = items.assign(rank=items["root_cause"].map(priority)).sort_values(
+        ["borrower_id", "rank", "loan_id", "installment_no"], kind="stable")
+    by_borrower = ordered.groupby("borrower_id", sort=True)
+    first = by_borrower.head(1).set_index("borrower_id")
+    in_order = ordered.sort_values(["borrower_id", "loan_id", "installment_no", "rank"],
+                                   kind="stable")
+    notices = pd.DataFrame({
+        "template_key": first["root_cause"],
+        "card_last4": card_last_four(first["card_no_masked"]),
+        "amount": by_borrower["amount"].sum(),
+        "count": by_borrower.size(),
+        "installments": in_order.groupby("borrower_id", sort=True)["item"].agg(";".join),
+    })
+    notices.index.name = "borrower_id"
+    notices = notices.reset_index()
+    policy = templates.policy
+    template_channel = notices["template_key"].map(
+        {key: template.channel for key, template in templates.templates.items()})
+    call = (template_channel == "call") | (notices["amount"] >= policy.call_at_fen)
+    if policy.call_on_repeated_failure:
+        call |= notices["borrower_id"].isin(list(repeat_borrowers))
+    notices["channel"] = np.where(call, "call", "sms")
+    send_after = earliest_send(now, tz, policy)
+    notices["send_after"] = send_after.isoformat()
+    notices["message"] = render(notices, templates, business_date, send_after.date())
+    notices["content_key"] = content_keys(notices)
+    notices["amount"] = notices["amount"].astype("int64")
+    return notices[columns]
+
+
+def render(notices: pd.DataFrame, templates: NoticeTemplates, business_date: dt.date,
+           send_day: dt.date) -> pd.Series:
+    """Each notice's text from its template, placeholders filled column-wise (no per-row loop)."""
+    card = ("尾号" + notices["card_last4"] + "的银行卡").where(notices["card_last4"] != "",
+                                                         UNKNOWN_CARD)
+    values = {"amount": yuan_grouped(notices["amount"]), "card": card,
+              "card_last4": notices["card_last4"], "business_date": chinese_day(business_date),
+              "installments": notices["count"].astype("str")}
+    message = pd.Series("", index=notices.index, dtype="str")
+    for key, template in templates.templates.items():
+        rows = notices["template_key"] == key
+        if not rows.any():
+            continue
+        due_by = chinese_day(send_day + dt.timedelta(days=template.act_within_days))
+        text = pd.Series("", index=notices.index[rows], dtype="str")
+        for literal, name in template.parts():
+            text = text + literal
+            if name == "due_by":
+                text = text + due_by
+            elif name is not None:
+                value = values[name]
+                text = text + (value[rows] if isinstance(value, pd.Series) else value)
+        message[rows] = text
+    # The templates are checked to hold no card number and only last four digits go in; this
+    # is the last line of defence all the same.
+    return mask_cards(message)
+
+
+def content_keys(notices: pd.DataFrame) -> pd.Series:
+    """A digest of what a notice says (not of when it may be sent): equal keys, same notice."""
+    text = (notices["template_key"] + "|" + notices["channel"] + "|"
+            + notices["amount"].astype("str") + "|" + notices["card_last4"] + "|"
+            + notices["installments"] + "|" + notices["message"])
+    return text.map(lambda value: hashlib.sha256(value.encode("utf-8")).hexdigest()[:32])
+
+
+# --- the rerun merge -------------------------------------------------------------------------------
+
+@dataclass
+class OutboxChange:
+    """What a run does to D's notices: cancel these, insert those; `notices` is D's outbox after."""
+
+    cancel: list[str]
+    insert: pd.DataFrame  # STORED_COLUMNS
+    notices: pd.DataFrame  # NOTICES_COLUMNS, every notice of D after the change
+    kept: int  # notices still `new` left as they were
+
+    def channel_counts(self) -> dict[str, int]:
+        live = self.notices[self.notices["state"] != CANCELLED]
+        return {str(k): int(v) for k, v in live["channel"].value_counts().sort_index().items()}
+
+    def counts(self) -> dict[str, int]:
+        return {"added": len(self.insert), "cancelled": len(self.cancel), "kept": self.kept,
+                "taken": int((~self.notices["state"].isin([NEW, CANCELLED])).sum())}
+
+
+class Outbox:
+    """D's notice merge, planned outside the database and applied inside D's transaction.
+
+    `plan` is given D's stored notices (read under row locks) and returns the change; the
+    database sink applies it. The result is kept for notices.csv.
+    """
+
+    def __init__(self, items: pd.DataFrame, templates: NoticeTemplates, business_date: dt.date,
+                 now: dt.datetime, tz: ZoneInfo, run_id: str, repeat_borrowers=()) -> None:
+        self.items, self.templates = items, templates
+        self.business_date, self.now, self.tz = business_date, now, tz
+        self.run_id, self.repeat_borrowers = run_id, repeat_borrowers
+        self.change: OutboxChange | None = None
+
+    def plan(self, stored: pd.DataFrame) -> OutboxChange:
+        self.change = plan_outbox(stored, self.items, self.templates, self.business_date,
+                                  self.now, self.tz, self.run_id, self.repeat_borrowers)
+        return self.change
+
+
+def plan_outbox(stored: pd.DataFrame, items: pd.DataFrame, templates: NoticeTemplates,
+                business_date: dt.date, now: dt.datetime, tz: ZoneInfo, run_id: str,
+                repeat_borrowers=()) -> OutboxChange:
+    """Merge this run's notices into D's stored ones (columns NOTICES_COLUMNS, as text)."""
+    stored = stored.reindex(columns=NOTICES_COLUMNS).fillna("").astype("str")
+    for column in ("send_after", "created_at", "cancelled_at"):
+        stored[column] = local_text(stored[column], tz)
+    taken = stored[~stored["state"].isin([NEW, CANCELLED])]
+    candidates = compose(not_yet_told(items, taken), templates, business_date, now, tz,
+                         repeat_borrowers)
+    open_ = stored[stored["state"] == NEW]
+    open_keys = pd.MultiIndex.from_frame(open_[["borrower_id", "content_key"]])
+    candidate_keys = pd.MultiIndex.from_frame(candidates[["borrower_id", "content_key"]])
+    unchanged = candidate_keys.isin(open_keys)
+    still_open = open_keys.isin(candidate_keys)
+    cancel = open_.loc[~still_open, "notice_id"].tolist()
+    made_at = pd.Timestamp(now).tz_convert(tz).floor("s").isoformat()
+    fresh = candidates[~unchanged].reset_index(drop=True)
+    insert = fresh.assign(
+        notice_id=[f"{business_date:%Y%m%d}-{run_id}-{n:06d}" for n in range(1, len(fresh) + 1)],
+        business_date=business_date.isoformat(),
+        amount=fmt_yuan(fresh["amount"]) if len(fresh) else pd.Series([], dtype="str"),
+        state=NEW, created_at=made_at, created_run_id=run_id)[STORED_COLUMNS]
+    after = stored.copy()
+    withdrawn = after["notice_id"].isin(cancel)
+    after.loc[withdrawn, "state"] = CANCELLED
+    after.loc[withdrawn, "cancelled_run_id"] = run_id
+    after.loc[withdrawn, "cancelled_at"] = made_at
+    after = pd.concat([after, insert.astype("str").reindex(columns=NOTICES_COLUMNS).astype("str").fillna("")],
+                      ignore_index=True)
+    return OutboxChange(cancel=cancel, insert=insert,
+                        notices=after.sort_values(["borrower_id", "created_at", "notice_id"],
+                                                  kind="stable").reset_index(drop=True),
+                        kept=int(unchanged.sum()))
