@@ -36,7 +36,7 @@ from recon.sinks.database import normalise_url
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "bench-data"
 DAY = dt.date(2026, 11, 27)
-PHASES = ["load", "classify", "outages", "compare", "plan", "write_csv", "write_db"]  # pipeline steps
+PHASES = ["load", "classify", "outages", "compare", "plan", "act", "write_csv", "write_db"]  # pipeline steps
 
 
 def ensure_day(size: int, day: dt.date = DAY) -> Path:

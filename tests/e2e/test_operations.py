@@ -24,7 +24,7 @@ from recon.cli import main
 from tests.conftest import FIXTURES
 
 DAY = "2026-11-28"
-STEPS = {"load", "classify", "outages", "compare", "plan", "write_csv", "write_db"}
+STEPS = {"load", "classify", "outages", "compare", "plan", "act", "write_csv", "write_db"}
 
 
 def inbox_copy(tmp_path, day=DAY):

@@ -26,6 +26,7 @@ RESULT_TABLES = {
     "settlement_exceptions": "gateway, gateway_txn_id, kind",
     "input_rejects": "file, line, column_name, reason",
     "retry_plan": "subject, loan_id, installment_no, gateway_txn_id",
+    "watchlist": "risk, loan_id, evidence",
 }
 
 
