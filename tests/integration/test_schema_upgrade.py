@@ -23,9 +23,10 @@ SHIPPED_MIGRATIONS = {
     "postgresql": ["001_initial", "002_analyst_views", "003_latest_runs_and_repeat_failures",
                    "004_lighter_outcome_writes", "005_outcomes_partitioned_by_date",
                    "006_outcome_key_leads_with_loan", "007_date_locks",
-                   "009_overdue_and_retry_plan"],
+                   "009_overdue_and_retry_plan", "010_notices_and_watchlist"],
     "sqlite": ["001_initial", "002_analyst_views", "003_latest_runs_and_repeat_failures",
-               "004_lighter_outcome_writes", "009_overdue_and_retry_plan"],
+               "004_lighter_outcome_writes", "009_overdue_and_retry_plan",
+               "010_notices_and_watchlist"],
 }
 
 
