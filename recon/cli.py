@@ -20,7 +20,7 @@ from recon.contract import ExitCode
 from recon.errors import ReconError
 from recon.profiles import load_profile, load_profiles
 from recon.sinks.safety import mask_cards_in_text
-from recon.report import make_report
+from recon.report import ACTIONS_BY_DAY_COLUMNS, make_report
 from recon.sinks import database as db
 from recon.summary import render_summary
 
@@ -284,7 +284,8 @@ def report_command(date_from, date_to, database_url, out, log_format, log_file, 
     """Trend report over the stored results: CSV tables and an HTML page with charts.
 
     Writes OUT/report_<D1>_<D2>/report.html (self-contained, opens offline) and by_day.csv,
-    by_gateway.csv, by_root_cause.csv, by_days_past_due.csv, retry_plan_by_day.csv.
+    by_gateway.csv, by_root_cause.csv, by_days_past_due.csv, retry_plan_by_day.csv,
+    actions_by_day.csv (notices by channel, watchlist by risk).
 
     Example: recon report --from 2026-11-01 --to 2026-11-30 --out /shared/recon
     """
@@ -309,8 +310,14 @@ def report_command(date_from, date_to, database_url, out, log_format, log_file, 
     for day, actions in plan.groupby("business_date", sort=True):
         logs.echo(f"  {day} retry plan: " + ", ".join(
             f"{row.action} {row.rows:,}" for row in actions.itertuples()))
+    notice_actions = trend.actions_by_day
+    logs.echo(f"  notices {int(notice_actions['notices_sms'].sum()):,} SMS, "
+              f"{int(notice_actions['notices_call'].sum()):,} calls, "
+              f"{int(notice_actions['notices_cancelled'].sum()):,} withdrawn; watchlist rows "
+              f"{int(notice_actions[ACTIONS_BY_DAY_COLUMNS[4:]].sum().sum()):,} (actions_by_day.csv)")
     logs.echo(f"  report in {folder}/report.html (and by_day.csv, by_gateway.csv, "
-              f"by_root_cause.csv, by_days_past_due.csv, retry_plan_by_day.csv)")
+              f"by_root_cause.csv, by_days_past_due.csv, retry_plan_by_day.csv, "
+              f"actions_by_day.csv)")
 
 
 @main.command("synth", context_settings={"ignore_unknown_options": True})

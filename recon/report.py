@@ -61,6 +61,10 @@ BY_DAYS_PAST_DUE_COLUMNS = ["business_date", "days_past_due", "installments", "c
 RETRY_PLAN_BY_DAY_COLUMNS = ["business_date", "action", "rows", "amount"]
 DAYS_PAST_DUE_ORDER = ["0", "1-30", "31-60", "over 60"]
 PROVISIONAL = "incomplete"
+# CONTRACT 7 per day: live (not cancelled) notices by channel, withdrawn ones, watchlist by risk.
+ACTIONS_BY_DAY_COLUMNS = ["business_date", "notices_sms", "notices_call", "notices_cancelled",
+                          "watchlist_no_active_binding", "watchlist_binding_ended",
+                          "watchlist_repeated_borrower_failure"]
 
 
 @dataclass
@@ -77,6 +81,8 @@ class Trend:
         default_factory=lambda: pd.DataFrame(columns=BY_DAYS_PAST_DUE_COLUMNS))
     retry_plan: pd.DataFrame = dataclasses.field(
         default_factory=lambda: pd.DataFrame(columns=RETRY_PLAN_BY_DAY_COLUMNS))
+    actions_by_day: pd.DataFrame = dataclasses.field(
+        default_factory=lambda: pd.DataFrame(columns=ACTIONS_BY_DAY_COLUMNS))
 
     @property
     def days(self) -> list[str]:
@@ -100,12 +106,15 @@ def make_report(database_url: str, out_dir: Path, date_from: dt.date, date_to: d
         runs = db.read_stored_runs(database, date_from.isoformat(), date_to.isoformat())
         overdue = db.read_days_past_due(database, date_from.isoformat(), date_to.isoformat())
         actions = db.read_retry_actions(database, date_from.isoformat(), date_to.isoformat())
+        notice_actions = db.read_daily_actions(database, date_from.isoformat(),
+                                               date_to.isoformat())
         source = database.shown_url
     finally:
         database.dispose()
     trend = build_trend(groups, runs, date_from, date_to)
     trend.by_days_past_due = days_past_due_table(overdue)
     trend.retry_plan = retry_plan_table(actions)
+    trend.actions_by_day = actions_by_day(notice_actions, set(trend.by_day["business_date"]))
     page = render_html(trend, generated_at=generated_at, source=source)
     return write_report(trend, page, out_dir), trend
 
@@ -193,6 +202,17 @@ def retry_plan_table(rows: pd.DataFrame) -> pd.DataFrame:
     })[RETRY_PLAN_BY_DAY_COLUMNS].reset_index(drop=True)
 
 
+def actions_by_day(counts: pd.DataFrame, days: set[str]) -> pd.DataFrame:
+    """ACTIONS_BY_DAY_COLUMNS for the days with stored results (0 where a day has none)."""
+    counts = counts.assign(business_date=counts["business_date"].astype("str"))
+    table = pd.DataFrame({"business_date": sorted(days)}).merge(counts, on="business_date",
+                                                                how="left")
+    table = table.reindex(columns=ACTIONS_BY_DAY_COLUMNS)
+    numbers = ACTIONS_BY_DAY_COLUMNS[1:]
+    table[numbers] = table[numbers].fillna(0).astype("int64")
+    return table
+
+
 def as_text(table: pd.DataFrame) -> pd.DataFrame:
     """A table as written to CSV: amounts as yuan with two decimals, rates with four."""
     text = table.copy()
@@ -218,6 +238,8 @@ def write_report(trend: Trend, page: str, out_dir: Path) -> Path:
                      BY_DAYS_PAST_DUE_COLUMNS, bom=True)
         staged.write("retry_plan_by_day.csv", as_text(trend.retry_plan),
                      RETRY_PLAN_BY_DAY_COLUMNS, bom=True)
+        staged.write("actions_by_day.csv", trend.actions_by_day, ACTIONS_BY_DAY_COLUMNS,
+                     bom=True)
         page_path = staged.staging / "report.html"
         page_path.write_text(page, encoding="utf-8")
         os.chmod(page_path, FILE_MODE)
@@ -455,6 +477,12 @@ def render_html(trend: Trend, *, generated_at: str, source: str) -> str:
         "<h2>Per day</h2>",
         _table(["date", "installments", "collected", "not collected", "failure rate",
                 "amount due", "outstanding", "run outcome", "run id"], day_rows,
+               {1, 2, 3, 4, 5, 6}),
+        "<h2>Borrower notices and watchlist per day</h2>",
+        _table(["date", "SMS", "calls", "withdrawn", "no active binding", "binding ended",
+                "repeated failure"],
+               [[row[0]] + [f"{int(value):,}" for value in row[1:]]
+                for row in trend.actions_by_day[ACTIONS_BY_DAY_COLUMNS].itertuples(index=False)],
                {1, 2, 3, 4, 5, 6}),
         "<h2>Root causes over the period</h2>",
         _table(["root cause", "中文", "installments", "outstanding", "what ops does next"],

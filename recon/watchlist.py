@@ -102,10 +102,18 @@ def binding_risks(outcomes: pd.DataFrame, bindings: pd.DataFrame, business_date:
     borrower[first_seen.index.to_numpy()] = \
         outcomes["borrower_id"].astype("str").to_numpy(object)[first_seen.to_numpy()]
 
-    # The binding each loan's evidence names: the active one at the end of D, else the one
-    # bound last (of two bound at once, the later in the file).
-    history = pd.DataFrame({"loan": loan_of_binding, "active": active_at_end, "bound": bound,
-                            "row": np.arange(len(bindings))})
+    # The binding each listed loan's evidence names: the active one at the end of D, else the
+    # one bound last (of two bound at once, the later in the file). Only the bindings of loans
+    # listed below are sorted: at 1M bindings, few.
+    missing = np.flatnonzero(~has_active)
+    ended_rows = np.flatnonzero(~open_ended & (unbound >= start) & (unbound < end))
+    listed = np.zeros(n_loans, dtype=bool)
+    listed[missing] = True
+    listed[loan_of_binding[ended_rows]] = True
+    rows = np.flatnonzero(listed[loan_of_binding]) if len(bindings) else \
+        np.zeros(0, dtype=np.int64)
+    history = pd.DataFrame({"loan": loan_of_binding[rows], "active": active_at_end[rows],
+                            "bound": bound[rows], "row": rows})
     shown = history.sort_values(["loan", "active", "bound", "row"]).drop_duplicates(
         "loan", keep="last").set_index("loan")["row"]
     shown_row = np.full(n_loans, -1, dtype=np.int64)
@@ -119,7 +127,6 @@ def binding_risks(outcomes: pd.DataFrame, bindings: pd.DataFrame, business_date:
                          dtype="str")
 
     # (a) no binding active at the end of D
-    missing = np.flatnonzero(~has_active)
     with_rows = missing[has_binding[missing]]
     without_rows = missing[~has_binding[missing]]
     described = describe(shown_row[with_rows])
@@ -141,7 +148,6 @@ def binding_risks(outcomes: pd.DataFrame, bindings: pd.DataFrame, business_date:
     })
 
     # (b) bindings that ended during D
-    ended_rows = np.flatnonzero(~open_ended & (unbound >= start) & (unbound < end))
     loans = loan_of_binding[ended_rows]
     rebound = has_active[loans]
     now_active = describe(shown_row[loans]).to_numpy()

@@ -145,3 +145,21 @@ def test_operator_templates_change_the_text(tmp_path):
                if row["borrower_id"] == "B0012"]
     assert re.fullmatch(r"冻结：1,200\.00元，请于\d+月\d+日前处理", b0012["message"])
     assert b0012["channel"] == "sms"
+
+
+def test_recon_report_shows_notices_and_watchlist_per_day(day_run):
+    work, _, _ = day_run
+    notices = read_rows(work / "out" / DAY / "notices.csv")
+    result = CliRunner().invoke(main, ["report", "--from", "2026-11-26", "--to", DAY, "--db",
+                                       f"sqlite:///{work / 'recon.db'}", "--out",
+                                       str(work / "out")])
+    assert result.exit_code == 0, result.output
+    folder = work / "out" / f"report_2026-11-26_{DAY}"
+    [row] = read_rows(folder / "actions_by_day.csv")
+    assert row == {"business_date": DAY,
+                   "notices_sms": str(sum(n["channel"] == "sms" for n in notices)),
+                   "notices_call": str(sum(n["channel"] == "call" for n in notices)),
+                   "notices_cancelled": "0", "watchlist_no_active_binding": "9",
+                   "watchlist_binding_ended": "6", "watchlist_repeated_borrower_failure": "0"}
+    assert "Borrower notices and watchlist per day" in (folder / "report.html").read_text(
+        encoding="utf-8")

@@ -35,17 +35,18 @@ def write_csv(path: Path, header: str, rows: list[str]) -> None:
     path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
 
 
-def write_settlement(day_dir: Path, gateway: str, rows: list[str]) -> None:
+def write_settlement(day_dir: Path, gateway: str, rows: list[str], day: str = DAY) -> None:
     header = "gateway_txn_id,instruction_id,amount,status,response_code,response_msg,txn_time"
     write_csv(day_dir / f"settlement_{gateway}.csv", header, rows)
     data = (day_dir / f"settlement_{gateway}.csv").read_bytes()
     total = sum(float(row.split(",")[2]) for row in rows if row.split(",")[3] == "SUCCESS")
     (day_dir / f"settlement_{gateway}.ctl").write_text(
-        f"gateway={gateway}\nbusiness_date={DAY}\nscheme=iso8583\nrecords={len(rows)}\n"
+        f"gateway={gateway}\nbusiness_date={day}\nscheme=iso8583\nrecords={len(rows)}\n"
         f"amount_total={total:.2f}\nsha256={hashlib.sha256(data).hexdigest()}\n")
 
 
-def write_day(inbox: Path, *, late_file: bool) -> Path:
+def write_day(inbox: Path, *, late_file: bool, day: str = DAY) -> Path:
+    DAY = day  # noqa: N806 - the rows below are of this day
     day_dir = inbox / DAY
     day_dir.mkdir(parents=True, exist_ok=True)
     write_csv(day_dir / "installments.csv",
@@ -71,12 +72,12 @@ def write_day(inbox: Path, *, late_file: bool) -> Path:
                    ("I4B", 4, "BAOFU", "400.00", "09:00:00")]])
     write_settlement(day_dir, "UNIONPAY", [
         f"U1,I1U,1000.00,FAILED,51,余额不足,{DAY} 08:00:30",
-        f"U2,I2U,2000.00,FAILED,14,账户已销户,{DAY} 08:00:30"])
+        f"U2,I2U,2000.00,FAILED,14,账户已销户,{DAY} 08:00:30"], DAY)
     if late_file:
         write_settlement(day_dir, "BAOFU", [
             f"F1,I1B,1000.00,SUCCESS,00,成功,{DAY} 07:00:30",
             f"F2,I2B,2000.00,SUCCESS,00,成功,{DAY} 07:00:30",
-            f"F4,I4B,400.00,FAILED,51,余额不足,{DAY} 09:00:30"])
+            f"F4,I4B,400.00,FAILED,51,余额不足,{DAY} 09:00:30"], DAY)
     return inbox
 
 
@@ -191,6 +192,30 @@ def test_a_killed_rerun_leaves_the_notices_and_watchlist_of_d_exactly_as_they_we
         assert connection.execute(sa.text(
             "SELECT * FROM watchlist ORDER BY loan_id, risk")).all() == watch_before
     engine.dispose()
+
+
+def test_the_same_borrower_side_failure_on_a_second_date_is_an_early_warning_and_a_call(
+        database_url, tmp_path):
+    inbox = write_day(tmp_path / "inbox", late_file=False)
+    pipeline.run(D, settings(database_url, inbox, tmp_path / "out"))
+    next_day = D + dt.timedelta(days=1)
+    write_day(inbox, late_file=False, day=next_day.isoformat())
+    report = pipeline.run(next_day, settings(database_url, inbox, tmp_path / "out"))
+    assert report.watchlist_risks.get("repeated_borrower_failure") == 3
+    engine = engine_for(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text(
+            "SELECT loan_id, borrower_id, evidence FROM current_watchlist "
+            "WHERE risk = 'repeated_borrower_failure' ORDER BY loan_id")).all()
+        channels = dict(connection.execute(sa.text(
+            "SELECT borrower_id, channel FROM borrower_notices WHERE business_date = :d"),
+            {"d": next_day.isoformat()}).all())
+    engine.dispose()
+    assert [(row.loan_id, row.borrower_id) for row in rows] == [("L1", "B1"), ("L2", "B2"),
+                                                                ("L3", "B3")]
+    assert rows[0].evidence.startswith("not collected for insufficient_balance (余额不足) on 2 ")
+    assert rows[0].evidence.endswith(f"{DAY}, {next_day.isoformat()}")
+    assert channels == {"B1": "call", "B2": "call", "B3": "call"}  # all small amounts: repeats
 
 
 # --- races with the messaging system (PostgreSQL: row locks) ----------------------------------

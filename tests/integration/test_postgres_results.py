@@ -66,7 +66,8 @@ def test_amount_columns_are_numeric_14_2(loaded):
                row.column_name) for row in rows}
     assert tables == {
         ("installment_outcomes", "amount_due"), ("installment_outcomes", "amount_settled"),
-        ("settlement_exceptions", "amount"), ("retry_plan", "amount")}
+        ("settlement_exceptions", "amount"), ("retry_plan", "amount"),
+        ("borrower_notices", "amount")}
     assert {(row.data_type, row.numeric_precision, row.numeric_scale) for row in rows} == {
         ("numeric", 14, 2)}
 
