@@ -2,7 +2,8 @@
 
 The 2026-11-27 fixture day, with L0011 (insufficient_balance) and L0013 (account_closed) given
 to L0010's borrower B0010 (insufficient_balance): one borrower, three failed installments on
-two causes. The day already holds rebindings (L0040, L0047) and loans without any binding.
+two causes. The day already holds rebindings (L0040, L0047) and loans without any binding; L0039 (no
+binding, instruction not confirmed) gets an overdue installment 2, due a month before D.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def make_inbox(tmp_path):
     text = installments.read_text(encoding="utf-8-sig")
     text = text.replace("L0011,1,B0011,", "L0011,1,B0010,").replace("L0013,1,B0013,",
                                                                      "L0013,1,B0010,")
+    # An overdue installment of a loan without any binding, collected again on D.
+    text = text.rstrip("\n") + "\nL0039,2,B0039,2026-10-27,250.00,CNY,CAR36\n"
     installments.write_text(text, encoding="utf-8")
     return inbox
 
@@ -65,6 +68,18 @@ def test_several_installments_of_one_borrower_make_one_notice(day_run):
     assert b0010["amount"] == "3220.50"
     assert "3期车贷共3,220.50元" in b0010["message"] and "尾号4321" in b0010["message"]
     assert b0010["state"] == "new"
+
+
+def test_an_overdue_installment_joins_its_borrowers_notice(day_run):
+    work, _, _ = day_run
+    [b0039] = [row for row in read_rows(work / "out" / DAY / "notices.csv")
+               if row["borrower_id"] == "B0039"]
+    assert b0039["installments"] == "L0039/1/instruction_not_confirmed;L0039/2/card_unbound"
+    assert b0039["template_key"] == "card_unbound"
+    assert b0039["amount"] == "4150.00"
+    [overdue] = [row for row in read_rows(work / "out" / DAY / "exceptions.csv")
+                 if (row["loan_id"], row["installment_no"]) == ("L0039", "2")]
+    assert overdue["days_past_due"] == "31"
 
 
 def test_no_notice_for_internal_causes_and_none_for_paid(day_run):
