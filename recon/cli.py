@@ -6,29 +6,34 @@ import dataclasses
 import datetime as dt
 import logging
 import os
+import signal
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import pandas as pd
 from pydantic import ValidationError
 
-from recon import logs, pipeline
+from recon import logs, pipeline, signals
 from recon.config import Settings
 from recon.contract import ExitCode
 from recon.errors import ReconError
 from recon.profiles import load_profile, load_profiles
 from recon.sinks.safety import mask_cards_in_text
 from recon.report import ACTIONS_BY_DAY_COLUMNS, make_report
+from recon.signals import Interrupted
 from recon.sinks import database as db
 from recon.summary import render_summary
 
 log = logging.getLogger("recon")
 
 # Worst first when a range mixes outcomes: a bug, then the database, refused input, incomplete.
+# A date stopped by a signal (a --jobs worker signalled on its own) ranks just below a bug.
 SEVERITY = {ExitCode.OK: 0, ExitCode.INCOMPLETE: 1, ExitCode.INPUT_REFUSED: 2,
-            ExitCode.USAGE: 3, ExitCode.DATABASE: 4, ExitCode.INTERNAL: 5}
+            ExitCode.USAGE: 3, ExitCode.DATABASE: 4, ExitCode.INTERRUPTED: 5,
+            ExitCode.TERMINATED: 6, ExitCode.INTERNAL: 7}
 
 
 def worst(codes: list[int]) -> int:
@@ -149,16 +154,30 @@ def run_command(date_, date_from, date_to, jobs, cluster_address, log_format, lo
     dates = dates_to_run(date_, date_from, date_to, settings)
     if cluster_address:
         sys.exit(worst(run_on_cluster(cluster_address, dates, settings, jobs, log_setup)))
-    with logs.progress(f"recon {dates[0]}..{dates[-1]}", len(dates),
-                       shown=len(dates) > 1) as dates_bar:
-        if jobs > 1 and len(dates) > 1:
-            codes = run_parallel(dates, settings, jobs, log_setup, dates_bar)
-        else:
-            codes = []
-            for day in dates:
-                dates_bar.advance(0, f"running {day}")
-                codes.append(run_one(day, settings))
-                dates_bar.advance(1, f"{day} done")
+    codes: list[int] = []
+    not_started = list(dates)  # of the sequential path; run_parallel says its own
+    with signals.stop_on_signals():
+        try:
+            with logs.progress(f"recon {dates[0]}..{dates[-1]}", len(dates),
+                               shown=len(dates) > 1) as dates_bar:
+                if jobs > 1 and len(dates) > 1:
+                    not_started = []
+                    codes = run_parallel(dates, settings, jobs, log_setup, dates_bar)
+                else:
+                    for day in dates:
+                        signals.raise_pending()
+                        not_started.remove(day)
+                        dates_bar.advance(0, f"running {day}")
+                        codes.append(run_one(day, settings))
+                        dates_bar.advance(1, f"{day} done")
+                    signals.raise_pending()
+        except Interrupted as stop:
+            # A date stopped mid-run has said so (run_one, run_parallel); between dates, here.
+            if not_started or not stop.reported:
+                log.error("recon: stopped by %s%s", stop.name,
+                          f"; not started: {', '.join(map(str, not_started))}" if not_started
+                          else "")
+            sys.exit(stop.exit_code)
     sys.exit(worst(codes))
 
 
@@ -195,10 +214,21 @@ def run_on_cluster(address: str, dates: list[dt.date], settings: Settings, jobs:
 
 
 def run_one(day: dt.date, settings: Settings) -> int:
-    """Run one date; print its summary; return its exit code. Never raises."""
-    code, out, err = run_date(day, settings)
+    """Run one date; print its summary; return its exit code. Never raises, but for a stop
+    signal (recon.signals.Interrupted), once it has said what became of the date."""
+    try:
+        code, out, err = run_date(day, settings)
+    except Interrupted as stop:
+        show_result(day, "", interrupted_message(day, stop))
+        stop.reported = True
+        raise
     show_result(day, out, err)
     return code
+
+
+def interrupted_message(day: dt.date, stop: Interrupted) -> str:
+    return (f"recon {day}: stopped by {stop.name} before committing: nothing was written for "
+            f"this date, its previous results and reports stand (exit {stop.exit_code})")
 
 
 def show_result(day: dt.date, out: str, err: str) -> None:
@@ -222,20 +252,51 @@ def run_date(day: dt.date, settings: Settings) -> tuple[int, str, str]:
     return report.exit_code, render_summary(report), ""
 
 
-def _run_date_in_worker(day: dt.date, settings: Settings,
-                        log_setup: logs.LogOptions) -> tuple[int, str, str]:
+def _worker(connection, settings: Settings, log_setup: logs.LogOptions) -> None:
+    """A --jobs worker process: runs the dates the parent sends, one at a time, and sends
+    back each (exit code, summary, message); ends when the parent sends None or goes away."""
     logs.configure(log_setup)
-    return run_date(day, settings)
+    with signals.stop_on_signals():
+        while True:
+            try:
+                day = connection.recv()
+            except (EOFError, OSError, Interrupted):
+                return
+            if day is None:
+                return
+            try:
+                result = run_date(day, settings)
+            except Interrupted as stop:
+                result = (stop.exit_code, "", interrupted_message(day, stop))
+            try:
+                connection.send(result)
+            except (OSError, Interrupted):
+                return
+            if signals.pending():
+                return
+
+
+@dataclass
+class _Slot:
+    process: object
+    connection: object
+    day: dt.date | None = None
 
 
 def run_parallel(dates: list[dt.date], settings: Settings, jobs: int, log_setup: logs.LogOptions,
                  dates_bar: logs.Progress) -> list[int]:
     """Run the dates in `jobs` worker processes; each date is still locked and atomic on its own.
 
-    Workers are spawned, not forked: pyarrow's thread pools do not survive a fork.
+    Workers are spawned, not forked: pyarrow's thread pools do not survive a fork. The parent
+    gives each worker one date at a time, so it knows which date a worker was running: a
+    worker that dies (SIGKILL, out of memory) costs only that date (exit 1, its transaction
+    rolled back by the server or SQLite), and a fresh worker takes its place for the rest.
+    SIGINT or SIGTERM to the parent is passed on to the workers: each date in flight is rolled
+    back (or, past its commit, finished), no further date starts, and the parent raises
+    Interrupted once every worker has ended.
     """
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing.connection import wait
 
     # Create or check the schema once here: workers racing to create it on an empty database
     # would see each other's half-made schema.
@@ -250,24 +311,104 @@ def run_parallel(dates: list[dt.date], settings: Settings, jobs: int, log_setup:
             show_result(day, "", f"recon {day}: {error}")
         return [error.exit_code] * len(dates)
     context = multiprocessing.get_context("spawn")
-    codes = []
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        # Workers draw no progress: this process owns the terminal.
-        worker_logs = dataclasses.replace(log_setup, progress=False)
-        # N workers share the CPUs: each one's threads get an equal part of them.
-        worker_settings = settings if settings.threads else settings.model_copy(
-            update={"threads": max(1, settings.worker_threads // jobs)})
-        futures = [pool.submit(_run_date_in_worker, day, worker_settings, worker_logs)
-                   for day in dates]
-        for day, future in zip(dates, futures):
+    # Workers draw no progress: this process owns the terminal.
+    worker_logs = dataclasses.replace(log_setup, progress=False)
+    # N workers share the CPUs: each one's threads get an equal part of them.
+    worker_settings = settings if settings.threads else settings.model_copy(
+        update={"threads": max(1, settings.worker_threads // jobs)})
+
+    def start() -> _Slot:
+        parent_end, child_end = context.Pipe()
+        process = context.Process(target=_worker, args=(child_end, worker_settings, worker_logs),
+                                  name="recon-worker", daemon=True)
+        process.start()
+        child_end.close()
+        return _Slot(process, parent_end)
+
+    results: dict[dt.date, tuple[int, str, str]] = {}
+    shown = 0  # summaries are printed in date order, each once the dates before it are done
+    waiting = list(dates)
+    slots = [start() for _ in range(min(jobs, len(dates)))]
+    stop: Interrupted | None = None
+
+    def finish(slot: _Slot, code: int, out: str, err: str) -> None:
+        nonlocal shown
+        results[slot.day] = (code, out, err)
+        dates_bar.advance(1, f"{slot.day} done")
+        slot.day = None
+        while shown < len(dates) and dates[shown] in results:
+            show_result(dates[shown], *results[dates[shown]][1:])
+            shown += 1
+
+    try:
+        while True:
             try:
-                code, out, err = future.result()
-            except Exception as exc:  # a worker died: count it as an internal error of its date
-                code, out, err = ExitCode.INTERNAL, "", f"recon {day}: worker failed: {exc!r}"
-            show_result(day, out, err)
-            dates_bar.advance(1, f"{day} done")
-            codes.append(code)
-    return codes
+                for index, slot in enumerate(slots):
+                    if slot.day is None and waiting and stop is None:
+                        try:
+                            slot.connection.send(waiting[0])
+                        except OSError:  # died while idle: a fresh one gets the date next turn
+                            slot.process.join()
+                            slots[index] = start()
+                            continue
+                        slot.day = waiting.pop(0)
+                busy = [slot for slot in slots if slot.day is not None]
+                if not busy:
+                    break
+                ready = wait([slot.connection for slot in busy]
+                             + [slot.process.sentinel for slot in busy])
+                for slot in busy:
+                    if slot.connection in ready or slot.process.sentinel in ready:
+                        try:
+                            # A result sent just before the worker ended is still read here.
+                            finish(slot, *slot.connection.recv())
+                            continue
+                        except (EOFError, OSError):
+                            pass  # it died before sending its result
+                        slot.process.join()
+                        finish(slot, ExitCode.INTERNAL, "", _died(slot))
+                        slots[slots.index(slot)] = start() if stop is None else slot
+            except Interrupted as signalled:
+                if stop is None:
+                    stop = signalled
+                    for slot in slots:
+                        _signal(slot.process, signalled.signum)
+    finally:
+        for slot in slots:
+            try:
+                slot.connection.send(None)
+            except (OSError, ValueError):
+                pass
+        for slot in slots:
+            slot.process.join(timeout=30)
+            if slot.process.is_alive():
+                slot.process.kill()
+                slot.process.join()
+    for day in dates[shown:]:  # after a stop: the dates that ended, in order
+        if day in results:
+            show_result(day, *results[day][1:])
+    if stop is not None:
+        if waiting:
+            log.error("recon: stopped by %s; not started: %s", stop.name,
+                      ", ".join(map(str, waiting)))
+        stop.reported = True
+        raise stop
+    return [results[day][0] for day in dates]
+
+
+def _died(slot: _Slot) -> str:
+    code = slot.process.exitcode
+    how = f"killed by {signal.Signals(-code).name}" if code and code < 0 else f"exit {code}"
+    return (f"recon {slot.day}: the worker process running this date died ({how}); its "
+            f"open transaction is rolled back (had it committed, the next run of the date "
+            f"publishes its reports); rerun the date")
+
+
+def _signal(process, signum: int) -> None:
+    try:
+        os.kill(process.pid, signum)
+    except (ProcessLookupError, TypeError):
+        pass
 
 
 @main.command("report")

@@ -98,3 +98,19 @@ class OutboxConflict(ReconError):
     nothing was written; a rerun merges with what is there now."""
 
     exit_code = ExitCode.DATABASE
+
+
+class OutputUnusable(ReconError):
+    """The output folder cannot take the reports (full disk, no permission, a file in the way).
+
+    Raised before the database commit, so nothing is written for the date.
+    """
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, message: str, *, path: str = "", cause: str = "",
+                 next_step: str = "") -> None:
+        super().__init__(message, next_step=next_step or
+                         "free space or fix the folder's owner and permissions, then rerun")
+        self.path = path
+        self.cause = cause

@@ -10,21 +10,24 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
-from recon import __version__, logs
+from recon import __version__, logs, signals
 from recon.classify import IdCodes, classify, encode_ids, exception_report, fmt_yuan
 from recon.codes import CodeMap
 from recon.config import Settings
 from recon.contract import ExitCode, Status
 from recon.diff import CHANGES_COLUMNS, outcome_changes, transition_counts
-from recon.errors import CommitUnknown, InputRefused, ReconError
+from recon.errors import CommitUnknown, InputRefused, OutputUnusable, ReconError
 from recon.notices import NOTICES_COLUMNS, Outbox, load_templates, notice_items
 from recon.profiles import Profiles, load_profiles, with_profile_codes
 from recon.outages import SUSPECTED_COLUMNS, suspected_outages
 from recon.retry import RETRY_PLAN_COLUMNS, RetryPolicy, load_policy, plan_retries
+from recon.signals import Interrupted
 from recon.sinks import database as db
+from recon.sinks import reports
 from recon.sinks.reports import stage_reports
 from recon.sinks.safety import mask_cards
 from recon.sources.inbox import DayInputs, load_day
@@ -105,11 +108,13 @@ class Phases:
                         "step": name, "seconds": self.seconds[name]})
 
 
-def run(business_date: dt.date, settings: Settings, *, before_commit=None) -> RunReport:
+def run(business_date: dt.date, settings: Settings, *, before_commit=None,
+        after_commit=None) -> RunReport:
     """Reconcile one business date. Never raises for expected conditions: see RunReport.exit_code.
 
     `before_commit` is a test hook called inside the database transaction, after every row is
-    written and before the commit.
+    written and before the commit; `after_commit` one called after the commit, before the
+    reports are published.
     """
     run_id = uuid.uuid4().hex[:16]
     day = business_date.isoformat()
@@ -126,9 +131,10 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None) -> Ru
             db.start_run(database, run_id, day, __version__)
             log.info("run started (database %s)", database.shown_url, extra=extra)
             try:
+                repair_reports(database, settings, day, extra)
                 report = _run_locked(business_date, settings, codes, profiles, policy,
                                      templates,
-                                     database, run_id, lock, before_commit)
+                                     database, run_id, lock, before_commit, after_commit)
                 log.info("run finished: %s (exit %d)", report.outcome, report.exit_code,
                          extra=extra)
                 return report
@@ -141,30 +147,74 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None) -> Ru
                                  str(refusal))
             except CommitUnknown:
                 raise  # the run may have committed: its ledger row is not ours to close
+            except OutputUnusable as unusable:
+                # Raised before the commit (or by the repair, before anything): rolled back.
+                said = f"{unusable.message}; nothing was written for {day}"
+                _close_quietly(database, run_id, "failed", unusable.exit_code, said)
+                raise OutputUnusable(said, path=unusable.path, cause=unusable.cause,
+                                     next_step=unusable.next_step) from None
             except ReconError as error:
                 # A timeout, a full disk, the lock lost...: close the run's ledger row with the
                 # same one line, when the server can still be reached.
-                try:
-                    db.finish_run_without_results(database, run_id, "failed", error.exit_code,
-                                                  str(error))
-                except ReconError:
-                    pass
+                _close_quietly(database, run_id, "failed", error.exit_code, str(error))
+                raise
+            except (KeyboardInterrupt, Interrupted) as stop:
+                code = stop.exit_code if isinstance(stop, Interrupted) else 130
+                name = stop.name if isinstance(stop, Interrupted) else "SIGINT"
+                _close_quietly(database, run_id, "interrupted", code,
+                               f"stopped by {name} before committing; the previous results of "
+                               f"{day} stand")
                 raise
             except Exception as bug:
-                try:
-                    db.finish_run_without_results(database, run_id, "failed", ExitCode.INTERNAL,
-                                                  f"internal error: {type(bug).__name__}: {bug}")
-                except ReconError:
-                    pass
+                _close_quietly(database, run_id, "failed", ExitCode.INTERNAL,
+                               f"internal error: {type(bug).__name__}: {bug}")
                 raise
     finally:
         database.dispose()
 
 
+def _close_quietly(database: db.Database, run_id: str, outcome: str, exit_code: int,
+                   message: str) -> None:
+    """Close the run's ledger row if the database can still be reached (never raises)."""
+    try:
+        db.finish_run_without_results(database, run_id, outcome, exit_code, message)
+    except (ReconError, db.SQLAlchemyError):
+        pass
+
+
+def repair_reports(database: db.Database, settings: Settings, day: str, extra: dict) -> None:
+    """Under D's lock, before anything else: make OUT/<D> show the reports of the run whose
+    results D's tables hold (a publish that a kill or a failure cut off after the commit), and
+    remove what earlier runs left in OUT for D (unpublished run folders, unswitched links, an
+    earlier release's hidden staging folders)."""
+    committed = db.committed_run(database, day)
+    keep: set[str] = set()
+    if committed is not None and committed.reports_path:
+        folder = Path(committed.reports_path)
+        ours = folder.parent == reports.runs_folder(settings.out, day).resolve()
+        if ours and folder.is_dir():
+            keep.add(folder.name)
+            if reports.published_run(settings.out, day) != folder.name:
+                reports.publish_folder(settings.out, day, folder.name)
+                log.warning("published the reports of run %s, committed earlier but not "
+                            "published (%s)", committed.run_id, folder, extra=extra)
+            if not committed.published:
+                db.mark_published(database, committed.run_id)
+    try:
+        removed = reports.clean_up(settings.out, day, keep)
+    except OSError as exc:
+        log.warning("could not remove what earlier runs left in %s: %s", settings.out,
+                    exc.strerror, extra=extra)
+        return
+    if removed:
+        log.info("removed what earlier runs of %s left: %s", day, ", ".join(removed),
+                 extra=extra)
+
+
 def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, profiles: Profiles,
                 policy: RetryPolicy, templates, database: db.Database, run_id: str,
                 lock: db.DateLock,
-                before_commit) -> RunReport:
+                before_commit, after_commit) -> RunReport:
     day = business_date.isoformat()
     phases = Phases()
     # Work that does not need the main line's latest result runs on a second thread beside it:
@@ -234,6 +284,12 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
                                   watch,
                                   phases, run_id)
 
+        def commit_now() -> None:
+            if before_commit is not None:
+                before_commit()
+            # From the commit to the switch of the reports, a stop signal waits (recon.signals).
+            signals.hold()
+
         # The reports must be ready to publish before the run is closed and committed
         # (before_finish): a failure to write them (a full disk) rolls the database write back.
         # Waiting there also puts write_csv's time into the stored counts.
@@ -244,6 +300,7 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
             staged = staging_job.result()
             change = outbox.change
             staged.write("notices.csv", change.notices, NOTICES_COLUMNS, bom=True)
+            staged.prepare()  # again: notices.csv synced too, before the commit
             report.notice_channels = change.channel_counts()
             report.notice_changes = change.counts()
             counts["notices"] = {"channel": report.notice_channels, **report.notice_changes}
@@ -260,14 +317,53 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
                     digests={entry.file: entry.sha256 for entry in inputs.ledger},
                     counts=counts, message=report.message, lock=lock,
                     retry_plan=retry_plan.assign(run_id=run_id), watchlist=watch,
-                    outbox=outbox, before_finish=before_finish, before_commit=before_commit)
+                    outbox=outbox,
+                    reports_path=str(reports.runs_folder(settings.out, day).resolve() / run_id),
+                    before_finish=before_finish, before_commit=commit_now)
+        except CommitUnknown as unknown:
+            signals.release()
+            # Kept, not discarded: if the commit did reach the server, the next run of D
+            # publishes this folder; if not, it removes it.
+            _forget_link(staging_job)
+            raise CommitUnknown(
+                f"{unknown.message}; the next run of {day} publishes the reports of run {run_id} "
+                f"if it committed, or removes them", next_step=unknown.next_step) from None
         except BaseException:
+            signals.release()
             _discard(staging_job)
             raise
         staged = staging_job.result()
-    report.out_dir = str(staged.publish())
-    report.exit_code, report.outcome = exit_code, outcome
+    try:
+        _publish(staged, database, report, after_commit)
+    finally:
+        signals.release()
+    if not report.exit_code:
+        report.exit_code, report.outcome = exit_code, outcome
     return report
+
+
+def _publish(staged: reports.StagedReports, database: db.Database, report: RunReport,
+             after_commit) -> None:
+    """After the commit: switch OUT/<D> to this run's reports and record that it did. Never
+    raises for a failure (the results are committed): the report says what holds."""
+    day, run_id = staged.business_date, staged.run_id
+    extra = {"run_id": run_id, "business_date": day}
+    try:
+        if after_commit is not None:
+            after_commit()
+        report.out_dir = str(staged.publish())
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the commit stands
+        cause = str(exc) if isinstance(exc, ReconError) else f"{type(exc).__name__}: {exc}"
+        report.message = (f"results of {day} committed as run {run_id}; reports not yet "
+                          f"published: {cause}; the next run of {day} will publish them")
+        report.exit_code, report.outcome = ExitCode.INCOMPLETE, "unpublished"
+        log.error("%s", report.message, extra=extra)
+        return
+    try:
+        db.mark_published(database, run_id)
+    except ReconError as exc:
+        log.warning("reports published in %s, but not recorded in recon_runs (%s); the next "
+                    "run of %s records it", staged.target, exc, day, extra=extra)
 
 
 def _suspected_outages(inputs: DayInputs, codes: CodeMap, settings: Settings, phases: Phases,
@@ -287,13 +383,14 @@ def _stage_reports(settings: Settings, business_date: dt.date, outcomes: pd.Data
                    phases: Phases, run_id: str):
     with phases("write_csv", business_date, run_id):
         exceptions = exception_report(outcomes, business_date, settings.tz)
-        staged = stage_reports(settings.out, business_date.isoformat(), exceptions,
+        staged = stage_reports(settings.out, business_date.isoformat(), run_id, exceptions,
                                settlement_exceptions, rejects)
         try:
             staged.write("changes.csv", changes, CHANGES_COLUMNS)
             staged.write("suspected_incidents.csv", suspected, SUSPECTED_COLUMNS)
             staged.write("retry_plan.csv", retry_plan, RETRY_PLAN_COLUMNS)
             staged.write("watchlist.csv", watch, WATCHLIST_COLUMNS, bom=True)
+            staged.prepare()
         except BaseException:
             staged.discard()
             raise
@@ -329,6 +426,14 @@ def clean_gateways(inputs: DayInputs, suspected: pd.DataFrame, tz) -> list[str]:
     counts = successes.str.upper().value_counts()
     usable = [gateway for gateway in inputs.arrived_gateways if gateway not in troubled]
     return sorted(usable, key=lambda gateway: (-int(counts.get(gateway, 0)), gateway))
+
+
+def _forget_link(staging_job: Future) -> None:
+    """Keep the staged folder, drop only its new link (never switched)."""
+    try:
+        reports._remove_link(staging_job.result().link, quiet=True)
+    except BaseException:
+        pass  # staging failed: it removed its own folder
 
 
 def _discard(staging_job: Future) -> None:

@@ -25,6 +25,7 @@ import datetime as dt
 import html
 import math
 import os
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -35,7 +36,7 @@ from recon.classify import fmt_yuan
 from recon.contract import ROOT_CAUSE_ZH, SUGGESTED_ACTION, RootCause, Status
 from recon.errors import UsageError
 from recon.sinks import database as db
-from recon.sinks.reports import FILE_MODE, StagedReports
+from recon.sinks.reports import FILE_MODE, StagedReports, clean_up, output_errors
 
 COLLECTED = (Status.PAID.value, Status.OVERPAID.value)
 CAUSE_ORDER = [cause.value for cause in RootCause]
@@ -228,7 +229,8 @@ def as_text(table: pd.DataFrame) -> pd.DataFrame:
 
 def write_report(trend: Trend, page: str, out_dir: Path) -> Path:
     """Write `OUT/report_<D1>_<D2>/` (report.html and three CSVs), replacing an earlier one."""
-    staged = StagedReports(out_dir, f"report_{trend.date_from}_{trend.date_to}")
+    name = f"report_{trend.date_from}_{trend.date_to}"
+    staged = StagedReports(out_dir, name, uuid.uuid4().hex[:16])
     try:
         staged.write("by_day.csv", as_text(trend.by_day), BY_DAY_COLUMNS, bom=True)
         staged.write("by_gateway.csv", as_text(trend.by_gateway), BY_GATEWAY_COLUMNS, bom=True)
@@ -240,14 +242,18 @@ def write_report(trend: Trend, page: str, out_dir: Path) -> Path:
                      RETRY_PLAN_BY_DAY_COLUMNS, bom=True)
         staged.write("actions_by_day.csv", trend.actions_by_day, ACTIONS_BY_DAY_COLUMNS,
                      bom=True)
-        page_path = staged.staging / "report.html"
-        page_path.write_text(page, encoding="utf-8")
-        os.chmod(page_path, FILE_MODE)
+        page_path = staged.folder / "report.html"
+        with output_errors(name, page_path):
+            page_path.write_text(page, encoding="utf-8")
+            os.chmod(page_path, FILE_MODE)
         staged.files.append("report.html")
+        staged.prepare()
     except BaseException:
         staged.discard()
         raise
-    return staged.publish()
+    published = staged.publish()
+    clean_up(out_dir, name, {staged.run_id})
+    return published
 
 
 # --- the HTML page ----------------------------------------------------------------------------

@@ -47,6 +47,8 @@ def render_summary(report) -> str:
     lines.extend(change_lines(report.previous_run_id, report.changes))
     if report.out_dir:
         lines.append(f"  reports in {report.out_dir}")
+    elif report.outcome == "unpublished":
+        lines.append(f"  REPORTS NOT PUBLISHED: {report.message}")
     return "\n".join(lines)
 
 

@@ -462,6 +462,12 @@ def ensure_schema(database: Database) -> None:
     if version is None:
         upgrade(database)
         return
+    if missing and version <= latest:
+        # Numbers are reserved per workstream: 008 may ship after a database got 009.
+        raise SchemaOutdated(
+            f"database {database.shown_url} lacks schema migration(s) "
+            f"{', '.join(f'{number:03d}' for number in missing)} of this recon",
+            next_step="run `recon db upgrade` (with the same --db), then rerun")
     if version < latest:
         raise SchemaOutdated(
             f"database {database.shown_url} has schema version {version}, this recon needs "
@@ -760,7 +766,14 @@ class _FileDateLock(DateLock):
 @contextmanager
 def _file_date_lock(database: Database, business_date: str, wait_seconds: float):
     lock_path = _lock_file(database, business_date)
-    handle = open(lock_path, "a+")
+    try:
+        handle = open(lock_path, "a+")
+    except OSError as exc:
+        raise DatabaseUnavailable(
+            f"cannot open the lock file {lock_path} of business date {business_date}: "
+            f"{exc.strerror or exc}",
+            next_step="let the recon user create files in the database file's folder, then "
+                      "rerun") from None
     try:
         deadline = time.monotonic() + wait_seconds
         waiting = False
@@ -861,12 +874,52 @@ def finish_run_without_results(database: Database, run_id: str, outcome: str, ex
                                           counts or {}, message))
 
 
+@dataclass
+class CommittedRun:
+    """The run whose results D's tables hold, and the reports recorded with them."""
+
+    run_id: str
+    reports_path: str | None
+    published: bool
+
+
+def committed_run(database: Database, business_date: str) -> CommittedRun | None:
+    """The last run of D that committed results (outcome done or incomplete), None if none."""
+    with reachable(database), database.engine.connect() as connection:
+        row = connection.execute(sa.text(
+            "SELECT run_id, reports_path, reports_published_at FROM recon_runs "
+            "WHERE business_date = :d AND outcome IN ('done', 'incomplete') "
+            "ORDER BY ended_at DESC, started_at DESC LIMIT 1"), {"d": business_date}).first()
+    if row is None:
+        return None
+    return CommittedRun(row.run_id, row.reports_path, row.reports_published_at is not None)
+
+
+def run_outcome(database: Database, run_id: str) -> str | None:
+    """The ledger's outcome of a run, read afresh; None when the database cannot say."""
+    try:
+        with reachable(database), database.engine.connect() as connection:
+            return connection.execute(sa.text(
+                "SELECT outcome FROM recon_runs WHERE run_id = :r"), {"r": run_id}).scalar()
+    except (DatabaseUnavailable, SQLAlchemyError):
+        return None
+
+
+def mark_published(database: Database, run_id: str) -> None:
+    """Record that OUT/<D> now shows the run's reports."""
+    with reachable(database), database.engine.begin() as connection:
+        connection.execute(sa.text(
+            "UPDATE recon_runs SET reports_published_at = :at WHERE run_id = :r"),
+            {"at": _now_text(), "r": run_id})
+
+
 def write_results(database: Database, run_id: str, business_date: str, outcomes: pd.DataFrame,
                   settlement_exceptions: pd.DataFrame, rejects: pd.DataFrame, *, outcome: str,
                   exit_code: int, digests: dict, counts: dict, message: str,
                   lock: DateLock | None = None, retry_plan: pd.DataFrame | None = None,
                   watchlist: pd.DataFrame | None = None, outbox=None,
-                  before_finish=None, before_commit=None) -> None:
+                  reports_path: str | None = None, before_finish=None,
+                  before_commit=None) -> None:
     """Replace D's rows in the result tables, merge D's borrower notices and close the run, in
     one transaction.
 
@@ -878,7 +931,8 @@ def write_results(database: Database, run_id: str, business_date: str, outcomes:
     rows are written and before the run is closed (its `counts` are stored then);
     `before_commit` after that, just before the lock is confirmed and the transaction committed.
     An exception from either rolls everything back. A connection lost during the COMMIT itself:
-    see _lost_commit.
+    see _lost_commit. `reports_path` (the run's report folder) is recorded with the
+    results.
     """
     lock = lock or DateLock()
     if database.is_postgres:
@@ -902,6 +956,10 @@ def write_results(database: Database, run_id: str, business_date: str, outcomes:
                 before_finish()
             connection.execute(_finish_statement(), _finish_params(
                 run_id, outcome, exit_code, digests, counts, message))
+            # The reports that go with these results, published once this commits.
+            connection.execute(sa.text(
+                "UPDATE recon_runs SET reports_path = :p WHERE run_id = :r"),
+                {"p": reports_path, "r": run_id})
             if before_commit is not None:
                 before_commit()
             lock.confirm(connection)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import hashlib
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -79,6 +80,7 @@ def load_day(business_date: dt.date, settings: Settings, codes: CodeMap,
     if profiles is None:
         profiles = load_profiles(settings.profiles)
     day_dir = settings.inbox / business_date.isoformat()
+    _check_listable(day_dir)
     if not day_dir.is_dir():
         state = "is not a folder" if day_dir.exists() else "does not exist"
         raise InputRefused(f"inbox folder {day_dir} {state}",
@@ -138,6 +140,35 @@ def load_day(business_date: dt.date, settings: Settings, codes: CodeMap,
         rejects=rejects,
         ledger=ledger,
     )
+
+
+def _check_listable(day_dir: Path) -> None:
+    """Refuse the date when its inbox folder cannot be listed or its files cannot be looked at
+    (no read or search permission): a file that is there would otherwise pass for missing, and
+    a settlement file for not arrived, replacing complete results by `pending`."""
+    try:
+        os.stat(day_dir)
+    except FileNotFoundError:
+        return  # said below: the folder does not exist
+    except OSError as exc:
+        raise _unreadable_folder(day_dir, exc) from None
+    if not day_dir.is_dir():
+        return
+    try:
+        with os.scandir(day_dir) as entries:
+            for entry in entries:
+                try:
+                    entry.stat()
+                except FileNotFoundError:
+                    pass  # a dangling link: treated as the missing file it stands for
+    except OSError as exc:
+        raise _unreadable_folder(day_dir, exc) from None
+
+
+def _unreadable_folder(day_dir: Path, exc: OSError) -> InputRefused:
+    return InputRefused(f"inbox folder {day_dir} cannot be read: {exc.strerror or exc}",
+                        next_step="give the recon user read and search (r-x) permission on the "
+                                  "folder and its files, then rerun the date")
 
 
 def _refuse_missing(path: Path) -> None:
@@ -388,6 +419,8 @@ def _read_control(ctl_path: Path) -> dict[str, str]:
     try:
         return parse_control(read_bytes(ctl_path, ctl_path.name, MAX_CONTROL_BYTES))
     except InputRefused as exc:
+        if isinstance(exc.__cause__, PermissionError):
+            raise  # there but not ours to read: the date is refused, not the file not arrived
         raise _NotArrived(f"refused: control file {ctl_path.name} unreadable: "
                           f"{exc.message}") from None
     except ValueError as exc:  # UnicodeDecodeError included

@@ -12,7 +12,8 @@ import pytest
 
 from recon import pipeline
 from recon.config import Settings
-from recon.errors import InputRefused
+from recon.errors import InputRefused, OutputUnusable
+from recon.sinks import reports as report_files
 from recon.sources.inbox import load_day
 from recon.codes import CodeMap
 from tests.conftest import FIXTURES
@@ -108,18 +109,20 @@ def test_reports_that_cannot_be_written_roll_the_database_write_back(tmp_path, m
     published = {path.name: path.read_bytes() for path in (tmp_path / "out" / DAY).iterdir()}
     assert before and {row[-1] for row in before} == {first.run_id}
 
-    real_stage_reports = pipeline.stage_reports
+    real_write_csv = report_files.write_csv
 
-    def disk_fills_up(*args, **kwargs):
-        staged = real_stage_reports(*args, **kwargs)
-        staged.discard()
-        raise OSError(28, "No space left on device")
+    def disk_fills_up(path, frame, **kwargs):
+        real_write_csv(path, frame, **kwargs)
+        if path.name == "rejects.csv":
+            raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(pipeline, "stage_reports", disk_fills_up)
-    with pytest.raises(OSError, match="No space left"):
+    monkeypatch.setattr(report_files, "write_csv", disk_fills_up)
+    with pytest.raises(OutputUnusable, match="No space left on device"):
         pipeline.run(dt.date.fromisoformat(DAY), settings)
 
     assert stored(tmp_path) == before
     assert {path.name: path.read_bytes()
             for path in (tmp_path / "out" / DAY).iterdir()} == published
-    assert not [path for path in (tmp_path / "out").iterdir() if path.name.startswith(".")]
+    # Nothing of the failed run is left: only the published run's folder.
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [".runs", DAY]
+    assert [path.name for path in (tmp_path / "out" / ".runs" / DAY).iterdir()] == [first.run_id]

@@ -192,3 +192,46 @@ class HeldRun:
         if self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGKILL)
         self.process.communicate(timeout=30)
+
+
+def faulty_recon(*args: str, cwd: Path, faults: dict[str, str], timeout: float = 120,
+                 background: bool = False):
+    """`recon ARGS` with faults ({date: "point:action"}) injected into those dates' runs
+    (tests/integration/faulty_run.py); `hold` files are in `cwd`. A Popen when `background`,
+    else its result."""
+    env = subprocess_env(RECON_TEST_FAULTS=";".join(f"{day}={fault}"
+                                                    for day, fault in faults.items()),
+                         RECON_TEST_FAULT_DIR=str(cwd))
+    command = [sys.executable, str(ROOT / "tests" / "integration" / "faulty_run.py"), *args]
+    if background:
+        return subprocess.Popen(command, cwd=cwd, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env)
+    return subprocess.run(command, cwd=cwd, text=True, capture_output=True, timeout=timeout,
+                          env=env)
+
+
+def wait_for_file(path: Path, process: subprocess.Popen, timeout: float = 120) -> str:
+    """The text of `path` once a held run has written it (polling: the run writes it)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists() or not path.read_text().endswith("\n"):
+        if process.poll() is not None:
+            out, err = process.communicate()
+            raise AssertionError(f"process ended early ({process.returncode}):\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"{path.name} never appeared")
+        time.sleep(0.02)
+    return path.read_text()
+
+
+def published(out: Path, day: str) -> str | None:
+    """The run id whose reports OUT/<D> shows (it is a link to OUT/.runs/<D>/<run_id>)."""
+    target = out / day
+    return Path(os.readlink(target)).name if target.is_symlink() else None
+
+
+def results_run_id(url: str, day: str) -> str | None:
+    found = {row.run_id for row in query(
+        url, "SELECT DISTINCT run_id FROM installment_outcomes WHERE business_date = :d", d=day)}
+    assert len(found) <= 1, found
+    return next(iter(found), None)

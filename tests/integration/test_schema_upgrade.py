@@ -23,10 +23,11 @@ SHIPPED_MIGRATIONS = {
     "postgresql": ["001_initial", "002_analyst_views", "003_latest_runs_and_repeat_failures",
                    "004_lighter_outcome_writes", "005_outcomes_partitioned_by_date",
                    "006_outcome_key_leads_with_loan", "007_date_locks",
-                   "009_overdue_and_retry_plan", "010_notices_and_watchlist"],
+                   "008_published_reports_and_interrupted_runs", "009_overdue_and_retry_plan",
+                   "010_notices_and_watchlist"],
     "sqlite": ["001_initial", "002_analyst_views", "003_latest_runs_and_repeat_failures",
-               "004_lighter_outcome_writes", "009_overdue_and_retry_plan",
-               "010_notices_and_watchlist"],
+               "004_lighter_outcome_writes", "008_published_reports_and_interrupted_runs",
+               "009_overdue_and_retry_plan", "010_notices_and_watchlist"],
 }
 
 

@@ -1,4 +1,4 @@
-"""CONTRACT 6: a range exits with the worst code over its dates, worst first 1, 5, 2, 3, 4, 0."""
+"""CONTRACT 6: a range exits with the worst code over its dates, worst first 1, 143, 130, 5, 2, 3, 4, 0."""
 
 from __future__ import annotations
 
@@ -16,7 +16,11 @@ from recon.cli import worst
     ([0, 4, 0], 4),
     ([0, 0], 0),
     ([], 0),
+    ([5, 130, 0], 130),  # a worker stopped by a signal: that date was not done
+    ([130, 143], 143),
+    ([143, 1], 1),
 ], ids=["refused-over-incomplete", "refused-in-three", "usage-over-refused", "database-over-usage",
-        "bug-over-database", "incomplete-over-done", "all-done", "no-dates"])
+        "bug-over-database", "incomplete-over-done", "all-done", "no-dates",
+        "interrupted-over-database", "terminated-over-interrupted", "bug-over-terminated"])
 def test_worst_exit_code_of_a_range(codes, expected):
     assert worst(codes) == expected
