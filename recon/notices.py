@@ -35,6 +35,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recon.classify import fmt_yuan
@@ -268,7 +270,8 @@ def compose(items: pd.DataFrame, templates: NoticeTemplates, business_date: dt.d
         "card_last4": card_last_four(first["card_no_masked"]),
         "amount": by_borrower["amount"].sum(),
         "count": by_borrower.size(),
-        "installments": in_order.groupby("borrower_id", sort=True)["item"].agg(";".join),
+        "installments": joined_per_group(in_order["item"], by_borrower.size().to_numpy(),
+                                         first.index),
     })
     notices.index.name = "borrower_id"
     notices = notices.reset_index()
@@ -285,6 +288,14 @@ def compose(items: pd.DataFrame, templates: NoticeTemplates, business_date: dt.d
     notices["content_key"] = content_keys(notices)
     notices["amount"] = notices["amount"].astype("int64")
     return notices[columns]
+
+
+def joined_per_group(values: pd.Series, sizes: np.ndarray, index: pd.Index) -> pd.Series:
+    """`values` (sorted by group) joined with ';' per group of `sizes` rows, in Arrow: a
+    Python join per borrower takes seconds at 100k borrowers."""
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
+    lists = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.string()))
+    return pd.Series(pc.binary_join(lists, ";").to_pandas().to_numpy(), index=index, dtype="str")
 
 
 def render(notices: pd.DataFrame, templates: NoticeTemplates, business_date: dt.date,
