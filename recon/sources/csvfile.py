@@ -96,10 +96,28 @@ def transcode(data: bytes, encoding: str, display: str) -> bytes:
             raise InputRefused(
                 f"the control file declares encoding {encoding}, but the bytes are UTF-8 text",
                 file=display, next_step="correct or remove encoding= in the control file")
-    text = data.decode(encoding, errors="surrogateescape")
+    try:
+        text = data.decode(encoding, errors="surrogateescape")
+    except (UnicodeError, ValueError, LookupError) as exc:
+        # Bytes no escape can carry (an ASCII byte a UTF-16 or UTF-32 decoder cannot place), or a
+        # codec that takes no error handler (idna, punycode): the file is not in that encoding.
+        raise InputRefused(f"the bytes cannot be decoded as {encoding} "
+                           f"({_decode_problem(exc)})", file=display,
+                           next_step="correct or remove encoding= in the control file") from None
     if text.startswith("\ufeff"):
         text = text[1:]
     return text.encode("utf-8", errors="surrogatepass")
+
+
+def _decode_problem(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"{exc.reason} at byte {exc.start:,}"
+    return str(exc).split("(", 1)[0].strip() or type(exc).__name__
+
+
+def is_utf8(encoding: str) -> bool:
+    """`utf-8`, `UTF8`, `utf-8-sig`...: read by the UTF-8 path, which strips a BOM itself."""
+    return codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
 
 
 def refuse_binary(data: bytes, display: str) -> None:
@@ -123,7 +141,7 @@ def read_csv(path: Path, display: str, *, encoding: str = "utf-8", max_bytes: in
         data = read_bytes(path, display, max_bytes)
     elif len(data) > max_bytes:
         raise too_large(display, max_bytes)
-    if codecs.lookup(encoding).name != "utf-8":
+    if not is_utf8(encoding):
         data = transcode(data, encoding, display)
     elif data.startswith(UTF8_BOM):
         data = data[len(UTF8_BOM):]

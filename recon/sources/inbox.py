@@ -10,9 +10,10 @@ import codecs
 import datetime as dt
 import hashlib
 import os
+import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -380,12 +381,7 @@ def _load_settlement(gateway: str, csv_path: Path, ctl_path: Path, context: v.Ru
     encoding = control.get("encoding", "") or "utf-8"
     if not is_text_encoding(encoding):
         raise _NotArrived(f"refused: {ctl_path.name} declares unknown encoding {encoding!r}")
-    try:
-        declared_records = int(control["records"])
-        declared_total = Decimal(control["amount_total"])
-    except (KeyError, ValueError, InvalidOperation):
-        raise _NotArrived(f"refused: {ctl_path.name} needs integer records= and decimal "
-                          f"amount_total=") from None
+    declared_records, declared_total = _declared_counts(control, ctl_path.name)
 
     try:
         data = read_bytes(csv_path, csv_path.name, settings.max_file_bytes)
@@ -403,7 +399,9 @@ def _load_settlement(gateway: str, csv_path: Path, ctl_path: Path, context: v.Ru
                        data=data)
         _require_columns(raw, v.SETTLEMENT)
     except InputRefused as exc:
-        raise _NotArrived(f"refused: {exc}", digest) from None
+        misread = "" if csvfile.is_utf8(encoding) or exc.line != 1 else \
+            f" (read as {encoding}, the encoding {ctl_path.name} declares: is it the right one?)"
+        raise _NotArrived(f"refused: {exc}{misread}", digest) from None
     if raw.records != declared_records:
         raise _NotArrived(f"refused: {csv_path.name} has {raw.records} data rows, "
                           f"{ctl_path.name} declares {declared_records}", digest)
@@ -413,6 +411,24 @@ def _load_settlement(gateway: str, csv_path: Path, ctl_path: Path, context: v.Ru
         raise _NotArrived(f"refused: SUCCESS rows of {csv_path.name} total {min(totals):.2f}, "
                           f"{ctl_path.name} declares {declared_total}", digest)
     return validated, digest, scheme
+
+
+RECORDS = re.compile(r"[0-9]{1,18}", re.ASCII)
+TOTAL = re.compile(r"[0-9]{1,18}(?:\.[0-9]{1,2})?", re.ASCII)
+
+
+def _declared_counts(control: dict[str, str], ctl_name: str) -> tuple[int, Decimal]:
+    """records= and amount_total= as the contract writes them: `48213`, `3150432.17`.
+
+    Only plain digits: int() and Decimal() would also take `1_000`, Arabic-Indic digits, `1e3`,
+    `NaN`, `Infinity` and `sNaN` (which cannot even be compared).
+    """
+    records, total = control.get("records", ""), control.get("amount_total", "")
+    if not RECORDS.fullmatch(records) or not TOTAL.fullmatch(total):
+        raise _NotArrived(f"refused: {ctl_name} needs records= as a whole number and "
+                          f"amount_total= as a plain decimal with at most 2 places, found "
+                          f"records={records!r}, amount_total={total!r}")
+    return int(records), Decimal(total)
 
 
 def _read_control(ctl_path: Path) -> dict[str, str]:
@@ -430,11 +446,14 @@ def _read_control(ctl_path: Path) -> dict[str, str]:
 def is_text_encoding(encoding: str) -> bool:
     """True for a codec that turns bytes into text (not `rot13`, `base64`, `zlib`...)."""
     try:
-        codecs.lookup(encoding)
-        "a".encode(encoding).decode(encoding)  # a bytes-to-bytes codec raises LookupError here
-    except (LookupError, ValueError):
+        if not codecs.lookup(encoding)._is_text_encoding:
+            return False
+        sample = "gateway_txn_id,amount\n"
+        # A bytes-to-bytes codec raises LookupError here; one made for host names and not for
+        # files (idna, punycode) takes no error handler and raises UnicodeError.
+        return sample.encode(encoding).decode(encoding, errors="surrogateescape") == sample
+    except (LookupError, ValueError):  # UnicodeError included
         return False
-    return True
 
 
 def success_totals(raw: RawTable, validated: v.Validated) -> set[Decimal]:
@@ -466,7 +485,11 @@ def parse_control(data: bytes) -> dict[str, str]:
         for marker in (" #", "\t#"):
             if marker in value:
                 value = value.split(marker, 1)[0]
-        control[key.strip().lower()] = value.strip()
+        key, value = key.strip().lower(), value.strip()
+        if control.get(key, value) != value:  # last-wins would let a stray line decide
+            raise ValueError(f"key {key!r} is given twice with different values "
+                             f"({control[key]!r} and {value!r})")
+        control[key] = value
     return control
 
 

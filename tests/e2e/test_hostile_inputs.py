@@ -365,6 +365,37 @@ NOT_ARRIVED = {
 }
 
 
+def reencode(encoding: str, declared: str):
+    """The UNIONPAY file re-encoded (`ascii`: its non-ASCII text dropped), declared as `declared`."""
+    def breaker(day: Day) -> None:
+        path = day.path("settlement_UNIONPAY.csv")
+        path.write_bytes(path.read_text(encoding="utf-8").encode(encoding, errors="ignore"))
+        if encoding == "ascii":
+            day.reseal("UNIONPAY")
+        day.edit_ctl("UNIONPAY", "sha256", hashlib.sha256(path.read_bytes()).hexdigest())
+        day.edit_ctl("UNIONPAY", "encoding", declared)
+    return breaker
+
+
+def ctl_lines(*lines: str):
+    def breaker(day: Day) -> None:
+        path = day.path("settlement_UNIONPAY.ctl")
+        path.write_text(path.read_text() + "".join(line + "\n" for line in lines))
+    return breaker
+
+
+for _declared in ("utf-16", "utf-32", "idna", "punycode", "utf-16-be", "cp037"):
+    for _encoding in ("utf-8", "gb18030", "ascii"):
+        NOT_ARRIVED[f"ctl-encoding-{_declared}-on-{_encoding}"] = (
+            reencode(_encoding, _declared), "encoding")
+for _name, _value in {"snan": "sNaN", "nan": "NaN", "infinity": "Infinity", "exponent": "1e3",
+                      "underscore": "304_278.38", "three-decimals": "304278.380"}.items():
+    NOT_ARRIVED[f"ctl-total-{_name}"] = (ctl("amount_total", _value), "amount_total=")
+NOT_ARRIVED["ctl-records-not-ascii-digits"] = (ctl("records", "\u0667\u0665"), "records=")
+NOT_ARRIVED["ctl-key-repeated-other-value"] = (ctl_lines("records=76"), "twice")
+NOT_ARRIVED["ctl-key-repeated-odd-case"] = (ctl_lines(" Amount_Total = 1.00"), "twice")
+
+
 @pytest.mark.parametrize("case", NOT_ARRIVED, ids=list(NOT_ARRIVED))
 def test_settlement_file_the_ctl_does_not_vouch_for_has_not_arrived(tmp_path, case):
     breaker, reason = NOT_ARRIVED[case]
@@ -384,6 +415,22 @@ def test_settlement_file_the_ctl_does_not_vouch_for_has_not_arrived(tmp_path, ca
     # Nothing of the file is used: every UNIONPAY-decided installment waits for it.
     outcomes = day.outcomes()
     assert outcomes[("L0106", 1)] == ("pending", "settlement_pending")  # was FAILED 62 in the file
+
+
+@pytest.mark.parametrize("declared", ["utf-8-sig", "UTF8"])
+@pytest.mark.parametrize("bom", [True, False], ids=["bom", "no-bom"])
+def test_settlement_file_declared_utf8_under_another_name_is_read(tmp_path, declared, bom):
+    day = Day(tmp_path, D28)
+    path = day.path("settlement_UNIONPAY.csv")
+    if bom:
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+        day.edit_ctl("UNIONPAY", "sha256", hashlib.sha256(path.read_bytes()).hexdigest())
+    day.edit_ctl("UNIONPAY", "encoding", declared)
+    ctl_lines("records=75", "RECORDS = 75")(day)  # a key repeated with its own value is fine
+    result = day.run()
+    assert result.exit_code == expected_exit_code(D28), result.output
+    assert "NOT ARRIVED settlement_UNIONPAY.csv" not in result.stdout
+    assert day.outcomes() == expected_outcomes(D28)
 
 
 def test_good_run_after_a_settlement_file_arrives_gives_the_right_results(tmp_path):

@@ -246,3 +246,19 @@ def test_line_numbers_of_a_file_with_long_fields_do_not_depend_on_other_files(mo
     table = read(b'a,b\n"x\ny",' + long + b'\nq"r",s\n', max_field_chars=300_000)
     assert table.lines.tolist() == [2, 4]
     assert rows(table)[0] == ["x\ny", long.decode()]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-32-le", "idna",
+                                      "punycode"])
+@pytest.mark.parametrize("data", [b"a,b\n1,2\n\n", "a,b\n1,余额\n".encode("gb18030")],
+                         ids=["ascii", "gb18030"])
+def test_bytes_the_declared_codec_cannot_decode_refuse_the_file_not_the_run(encoding, data):
+    error = refusal(data, encoding=encoding)
+    assert encoding in error.message and "encoding=" in error.next_step
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "UTF-8-SIG", "utf8", "U8"])
+@pytest.mark.parametrize("bom", [b"\xef\xbb\xbf", b""], ids=["bom", "no-bom"])
+def test_utf8_under_any_of_its_names_is_read_with_or_without_a_bom(encoding, bom):
+    table = read(bom + "a,b\n1,余额不足\n".encode("utf-8"), encoding=encoding)
+    assert list(table.frame.columns) == ["a", "b"] and rows(table) == [["1", "余额不足"]]
