@@ -33,7 +33,8 @@ NO_ROW = -1
 @dataclass
 class Decisions:
     outcomes: pd.DataFrame  # one row per installment: status, root_cause and the report fields
-    settlement_exceptions: pd.DataFrame  # orphan_settlement and duplicate_debit rows
+    # orphan_settlement, duplicate_debit and debit_without_installment rows
+    settlement_exceptions: pd.DataFrame
 
 
 def day_start_utc(business_date: dt.date, tz: ZoneInfo) -> pd.Timestamp:
@@ -174,7 +175,8 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
 
     is_success = (settlements["status"] == "SUCCESS").to_numpy(bool)
     debits = is_success & (instruction_of >= 0)
-    exceptions = settlement_exceptions(settlements, is_success, instruction_of, business_date)
+    exceptions = settlement_exceptions(settlements, is_success, instruction_of, installment_of,
+                                       instructions, business_date)
 
     # settled: every SUCCESS amount of the installment's instructions (integer fen).
     debit_installment = installment_of[instruction_of[debits]]
@@ -391,13 +393,22 @@ def position_of(targets: np.ndarray, positions: np.ndarray, size: int) -> np.nda
 # --- settlement side --------------------------------------------------------------------------
 
 def settlement_exceptions(settlements: pd.DataFrame, is_success: np.ndarray,
-                          instruction_of: np.ndarray, business_date: dt.date) -> pd.DataFrame:
-    """Orphan SUCCESS rows, and every SUCCESS row after an instruction's first (by txn_time)."""
+                          instruction_of: np.ndarray, installment_of: np.ndarray,
+                          instructions: pd.DataFrame, business_date: dt.date) -> pd.DataFrame:
+    """CONTRACT 4.2. Every SUCCESS row is counted in an installment's `settled` or listed here:
+    orphans (no instruction), debits of an instruction whose installment is not among D's
+    (every such row: none of their money is counted), and, among counted debits, every SUCCESS
+    row after an instruction's first by txn_time (counted and listed, README)."""
+    day = business_date.isoformat()
     orphans = settlements[is_success & (instruction_of < 0)]
     debits = is_success & (instruction_of >= 0)
+    installment_of_row = np.where(debits, installment_of[np.maximum(instruction_of, 0)]
+                                  if len(installment_of) else NO_ROW, NO_ROW)
+    uncounted = debits & (installment_of_row < 0)
+    counted = debits & ~uncounted
     per_instruction = np.bincount(instruction_of[debits],
                                   minlength=int(instruction_of.max(initial=0)) + 1)
-    repeated = debits & (per_instruction[np.maximum(instruction_of, 0)] >= 2)
+    repeated = counted & (per_instruction[np.maximum(instruction_of, 0)] >= 2)
     candidates = settlements[repeated].sort_values(["instruction_id", "txn_time",
                                                     "gateway_txn_id"])
     order = candidates.groupby("instruction_id", sort=False).cumcount()
@@ -409,7 +420,7 @@ def settlement_exceptions(settlements: pd.DataFrame, is_success: np.ndarray,
         "instruction_id": orphans["instruction_id"],
         "amount": orphans["amount"],
         "kind": SettlementExceptionKind.ORPHAN_SETTLEMENT.value,
-        "detail": "SUCCESS row matches no instruction of " + business_date.isoformat()
+        "detail": "SUCCESS row matches no instruction of " + day
                   + " (" + orphans["file"] + " line " + orphans["line"].astype(str) + ")",
     })
     duplicate_rows = pd.DataFrame({
@@ -423,7 +434,27 @@ def settlement_exceptions(settlements: pd.DataFrame, is_success: np.ndarray,
                   + "; extra SUCCESS row (" + extra["file"] + " line "
                   + extra["line"].astype(str) + ")",
     })
-    exceptions = pd.concat([orphan_rows, duplicate_rows], ignore_index=True)
+    stray = settlements[uncounted]
+    stray_instruction = instruction_of[uncounted]
+    loans = gather(instructions["loan_id"], stray_instruction, index=stray.index)
+    numbers = gather(instructions["installment_no"].astype("str"), stray_instruction,
+                     index=stray.index)
+    rows_of_instruction = pd.Series(per_instruction[stray_instruction], index=stray.index)
+    several = pd.Series("", index=stray.index, dtype="str").where(
+        rows_of_instruction < 2, "; the instruction has " + rows_of_instruction.astype(str)
+        + " SUCCESS rows, each listed")
+    stray_rows = pd.DataFrame({
+        "gateway": stray["gateway"],
+        "gateway_txn_id": stray["gateway_txn_id"],
+        "instruction_id": stray["instruction_id"],
+        "amount": stray["amount"],
+        "kind": SettlementExceptionKind.DEBIT_WITHOUT_INSTALLMENT.value,
+        "detail": "money debited for installment " + loans + "/" + numbers
+                  + ", which is not among the valid installments of " + day
+                  + ": not counted as settled (" + stray["file"] + " line "
+                  + stray["line"].astype(str) + ")" + several,
+    })
+    exceptions = pd.concat([orphan_rows, duplicate_rows, stray_rows], ignore_index=True)
     exceptions.insert(0, "business_date", business_date.isoformat())
     exceptions["amount"] = exceptions["amount"].astype("int64")
     return exceptions

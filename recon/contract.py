@@ -73,6 +73,7 @@ CODE_MAPPABLE_CAUSES: frozenset[RootCause] = frozenset(
 class SettlementExceptionKind(StrEnum):
     ORPHAN_SETTLEMENT = "orphan_settlement"
     DUPLICATE_DEBIT = "duplicate_debit"
+    DEBIT_WITHOUT_INSTALLMENT = "debit_without_installment"
 
 
 BINDING_STATUSES = ("ACTIVE", "UNBOUND", "REVOKED", "EXPIRED")

@@ -581,3 +581,29 @@ def test_output_of_a_refused_file_names_only_the_file_not_its_contents(tmp_path)
     result = day.run()
     assert result.exit_code == 3
     assert CARD not in result.output and CARD not in day.last_run()["message"]
+
+
+# --- money that vanishes ----------------------------------------------------------------------
+
+def test_success_debit_for_an_installment_not_of_the_day_is_a_settlement_exception(tmp_path):
+    day = Day(tmp_path, D28)
+    path = day.path("instructions.csv")
+    path.write_bytes(path.read_bytes() + b"20261128000099990001,L9999,2,UNIONPAY,777.01,"
+                     b"2026-11-28 06:00:00,false,NOT_REQUIRED,2026-11-28 08:00:00\n")
+    path = day.path("settlement_UNIONPAY.csv")
+    path.write_bytes(path.read_bytes() + "UPD9999,20261128000099990001,777.01,SUCCESS,00,交易成功,"
+                     "2026-11-28 08:00:30\n".encode())
+    day.reseal("UNIONPAY")
+    result = day.run()
+    assert result.exit_code == expected_exit_code(D28), result.output
+    assert "debit_without_installment 1" in result.stdout
+    rows = [row for row in read_csv(day.out / D28 / "settlement_exceptions.csv")
+            if row["gateway_txn_id"] == "UPD9999"]
+    assert len(rows) == 1 and rows[0]["kind"] == "debit_without_installment"
+    assert rows[0]["amount"] == "777.01" and rows[0]["instruction_id"] == "20261128000099990001"
+    assert "L9999/2" in rows[0]["detail"] and "settlement_UNIONPAY.csv line 77" in rows[0]["detail"]
+    stored = day.query("SELECT amount, kind FROM settlement_exceptions WHERE gateway_txn_id = ?",
+                       "UPD9999")
+    assert [(str(amount), kind) for amount, kind in stored] == [("777.01",
+                                                                 "debit_without_installment")]
+    assert day.outcomes() == expected_outcomes(D28)

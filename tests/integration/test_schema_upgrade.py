@@ -24,10 +24,11 @@ SHIPPED_MIGRATIONS = {
                    "004_lighter_outcome_writes", "005_outcomes_partitioned_by_date",
                    "006_outcome_key_leads_with_loan", "007_date_locks",
                    "008_published_reports_and_interrupted_runs", "009_overdue_and_retry_plan",
-                   "010_notices_and_watchlist"],
+                   "010_notices_and_watchlist", "011_debit_without_installment"],
     "sqlite": ["001_initial", "002_analyst_views", "003_latest_runs_and_repeat_failures",
                "004_lighter_outcome_writes", "008_published_reports_and_interrupted_runs",
-               "009_overdue_and_retry_plan", "010_notices_and_watchlist"],
+               "009_overdue_and_retry_plan", "010_notices_and_watchlist",
+               "011_debit_without_installment"],
 }
 
 

@@ -411,6 +411,86 @@ def test_duplicate_debit_lists_each_extra_success_row_and_settled_counts_all():
     assert day.outcome() == ("overpaid", "")
 
 
+def test_debit_without_installment_is_a_success_row_of_an_instruction_for_no_installment_of_d():
+    day = (Day().installment("L1").binding("L1").instruction("I1", loan="L1")
+           .instruction("I2", loan="L9", no=3).settlement("I2", txn="TX2", amount="250.00")
+           .settlement("I2", txn="TX3", status="FAILED", code="51"))
+    decisions = day.decide()
+    exceptions = decisions.settlement_exceptions
+    assert exceptions[["gateway_txn_id", "instruction_id", "amount", "kind"]].values.tolist() == [
+        ["TX2", "I2", 25000, "debit_without_installment"]]
+    detail = exceptions.loc[0, "detail"]
+    assert "installment L9/3" in detail and "settlement_UNIONPAY.csv line 2" in detail
+    assert decisions.outcomes["amount_settled"].tolist() == [0]
+
+
+def test_debit_without_installment_lists_every_success_row_once_and_none_as_duplicate():
+    day = (Day().installment("L1").binding("L1")
+           .instruction("I2", loan="L1", no=2).settlement("I2", txn="A").settlement("I2", txn="B"))
+    exceptions = day.decide().settlement_exceptions
+    assert sorted(exceptions["gateway_txn_id"]) == ["A", "B"]
+    assert set(exceptions["kind"]) == {"debit_without_installment"}
+    assert all("2 SUCCESS rows" in detail for detail in exceptions["detail"])
+
+
+@st.composite
+def settlement_worlds(draw):
+    """Installments, instructions (some for installments not of D) and settlement rows (some
+    for no instruction, several per instruction, SUCCESS and FAILED) of a few gateways."""
+    day = Day()
+    day.arrived = set(draw(st.sets(st.sampled_from(["UNIONPAY", "CNAPS_DD"]))))
+    keys = draw(st.sets(st.tuples(st.sampled_from(["L1", "L2", "L3"]), st.integers(1, 2)),
+                        max_size=6))
+    for loan, number in sorted(keys):
+        day.installment(loan, number, due=draw(st.sampled_from(["100.00", "0.01", "250.00"])))
+    for loan in ("L1", "L2", "L3"):
+        day.binding(loan)
+    instructions = draw(st.lists(st.tuples(st.sampled_from(["L1", "L2", "L3", "L4"]),
+                                           st.integers(1, 2), st.booleans()), max_size=8))
+    for position, (loan, number, sent) in enumerate(instructions):
+        day.instruction(f"I{position}", loan=loan, no=number,
+                        sent="2026-11-27 09:00:00" if sent else None)
+    ids = [f"I{position}" for position in range(len(instructions))] + ["NOPE"]
+    for _ in range(draw(st.integers(0, 12))):
+        day.settlement(draw(st.sampled_from(ids)),
+                       status=draw(st.sampled_from(["SUCCESS", "SUCCESS", "FAILED"])),
+                       amount=draw(st.sampled_from(["100.00", "0.01", "99.99"])),
+                       gateway=draw(st.sampled_from(["UNIONPAY", "CNAPS_DD"])),
+                       at=f"2026-11-27 09:{draw(st.integers(0, 3)):02d}:00", code="51")
+    return day
+
+
+@settings(max_examples=60, deadline=None)
+@given(settlement_worlds())
+def test_every_success_rows_money_is_settled_or_listed_never_neither_nor_both(day):
+    """CONTRACT 3: a SUCCESS row counts in an installment's settled, or it is an
+    orphan_settlement or a debit_without_installment, never both. duplicate_debit rows are the
+    exception that README states: counted in settled and listed."""
+    decisions = day.decide()
+    exceptions = decisions.settlement_exceptions
+    installments = {(row["loan_id"], row["installment_no"]) for row in day.installments}
+    instruction_of = {row["instruction_id"]: (row["loan_id"], row["installment_no"])
+                      for row in day.instructions}
+    kinds = {txn: set(exceptions.loc[exceptions["gateway_txn_id"] == txn, "kind"])
+             for txn in exceptions["gateway_txn_id"]}
+    settled_by_rows = 0
+    for row in day.settlements:
+        listed = kinds.get(row["gateway_txn_id"], set())
+        if row["status"] != "SUCCESS":
+            assert not listed, row
+            continue
+        counted = instruction_of.get(row["instruction_id"]) in installments
+        uncounted_kinds = listed & {"orphan_settlement", "debit_without_installment"}
+        assert counted != bool(uncounted_kinds), (row, listed)  # settled xor listed as lost
+        assert len(uncounted_kinds) <= 1 and (counted or "duplicate_debit" not in listed)
+        settled_by_rows += row["amount"] if counted else 0
+    assert int(decisions.outcomes["amount_settled"].sum()) == settled_by_rows
+    success_total = sum(row["amount"] for row in day.settlements if row["status"] == "SUCCESS")
+    lost = exceptions["kind"].isin(["orphan_settlement", "debit_without_installment"])
+    assert settled_by_rows + int(exceptions.loc[lost, "amount"].sum()) == success_total
+    assert len(exceptions) == exceptions["gateway_txn_id"].nunique()
+
+
 # --- the exception report -------------------------------------------------------------------------
 
 def test_exception_report_has_every_non_paid_installment_with_its_evidence():
