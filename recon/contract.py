@@ -76,6 +76,9 @@ class SettlementExceptionKind(StrEnum):
     DEBIT_WITHOUT_INSTALLMENT = "debit_without_installment"
 
 
+# Amounts are stored as NUMERIC(14,2): at most 999,999,999,999.99 yuan.
+MAX_AMOUNT_FEN = 99_999_999_999_999
+
 BINDING_STATUSES = ("ACTIVE", "UNBOUND", "REVOKED", "EXPIRED")
 CONFIRM_STATUSES = ("CONFIRMED", "PENDING", "EXPIRED", "FAILED", "NOT_REQUIRED")
 SETTLEMENT_STATUSES = ("SUCCESS", "FAILED")

@@ -18,7 +18,7 @@ from recon import __version__, logs, signals
 from recon.classify import IdCodes, classify, encode_ids, exception_report, fmt_yuan
 from recon.codes import CodeMap
 from recon.config import Settings
-from recon.contract import ExitCode, Status
+from recon.contract import MAX_AMOUNT_FEN, ExitCode, Status
 from recon.diff import CHANGES_COLUMNS, outcome_changes, transition_counts
 from recon.errors import CommitUnknown, InputRefused, OutputUnusable, ReconError
 from recon.notices import NOTICES_COLUMNS, Outbox, load_templates, notice_items
@@ -245,6 +245,7 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
         earlier_job = side.submit(
             db.read_earlier_attempts, database, day, _oldest_due_date(inputs, business_date))
         outcomes = decisions.outcomes
+        _refuse_unstorable_settled(inputs, outcomes)
         report = _report(inputs, decisions, run_id, phases)
         exit_code = ExitCode.OK if inputs.complete else ExitCode.INCOMPLETE
         outcome = "done" if inputs.complete else "incomplete"
@@ -463,6 +464,34 @@ def _side_thread(settings: Settings):
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recon-side") as pool:
         yield pool
+
+
+def _refuse_unstorable_settled(inputs: DayInputs, outcomes: pd.DataFrame) -> None:
+    """An installment settled more than NUMERIC(14,2) holds refuses the date, on every database.
+
+    Each amount fits (validate rejects larger ones), but several SUCCESS rows can add up past
+    999,999,999,999.99: PostgreSQL would refuse the row mid-write, SQLite would store it. No
+    real car loan is settled that much: the rows are wrong, and a person must look at them.
+    """
+    over = outcomes[outcomes["amount_settled"] > MAX_AMOUNT_FEN]
+    if over.empty:
+        return
+    first = over.iloc[0]
+    instructions = inputs.instructions
+    ids = instructions.loc[(instructions["loan_id"] == first["loan_id"])
+                           & (instructions["installment_no"] == first["installment_no"]),
+                           "instruction_id"]
+    settlements = inputs.settlements
+    rows = settlements[settlements["instruction_id"].isin(ids)
+                       & (settlements["status"] == "SUCCESS")]
+    where = "; ".join(f"{file} line(s) {', '.join(str(line) for line in group['line'][:5])}"
+                      for file, group in rows.groupby("file", sort=True))
+    others = f" (and {len(over) - 1} more installment(s))" if len(over) > 1 else ""
+    raise InputRefused(
+        f"installment {first['loan_id']}/{first['installment_no']} is settled "
+        f"{fmt_yuan(pd.Series([first['amount_settled']]))[0]}, more than NUMERIC(14,2) holds "
+        f"(999999999999.99){others}; its SUCCESS rows: {where}",
+        next_step="check those settlement rows with the gateway, then rerun the date")
 
 
 def rejects_frame(inputs: DayInputs) -> pd.DataFrame:

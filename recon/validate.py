@@ -22,7 +22,7 @@ from recon.frames import arrow_strings, dictionary_codes
 from recon.sinks.safety import mask_cards
 from recon.sources.csvfile import RawTable, empty_rejects
 
-AMOUNT_PATTERN = r"[0-9]{1,12}(?:\.[0-9]{1,2})?"
+AMOUNT_PATTERN = r"0*[0-9]{1,12}(?:\.[0-9]{1,2})?"  # leading zeros do not count
 TIMESTAMP_PATTERN = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
                      r"(?:Z|z|[+-][0-9]{2}:?[0-9]{2})?")
 OFFSET_SUFFIX = r"(?:Z|z|[+-][0-9]{2}:?[0-9]{2})$"
@@ -38,6 +38,8 @@ class Check:
     column: str
     reason: str
     parse: Callable[[pd.Series, "RuleContext"], tuple[pd.Series, pd.Series]]
+    # For the rows that break the rule: a more precise reason per value ("" keeps `reason`).
+    precise_reason: Callable[[pd.Series, str], pd.Series] | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,22 @@ def amount_fen(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]
     return fen, _series(ok, values.index) & (fen > 0)
 
 
+AMOUNT_SHAPE = r"^[0-9]+(?:\.[0-9]{1,2})?$"
+LARGEST_AMOUNT = "999999999999.99"  # NUMERIC(14,2), what the database stores
+
+
+def amount_reason(values: pd.Series, column: str) -> pd.Series:
+    """Why a rejected amount is wrong, when it is not its form: it is too large to store."""
+    text = arrow_strings(values)
+    whole = pc.replace_substring_regex(text, r"\..*$", "")
+    significant = pc.replace_substring_regex(whole, r"^0+", "")
+    too_large = pc.and_(pc.match_substring_regex(text, AMOUNT_SHAPE),
+                        pc.greater(pc.utf8_length(significant), 12))
+    return pd.Series(np.where(too_large.to_numpy(zero_copy_only=False),
+                              f"{column} is too large: NUMERIC(14,2) holds at most "
+                              f"{LARGEST_AMOUNT}", ""), index=values.index, dtype="str")
+
+
 LOCAL_FORMAT = "%Y-%m-%d %H:%M:%S"
 LOCAL_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
 NO_SECONDS = np.iinfo(np.int64).min
@@ -119,10 +137,12 @@ def timestamp(values: pd.Series, context: RuleContext) -> tuple[pd.Series, pd.Se
     # cannot overflow); the rest (ISO `T`, fractions, offsets) through pandas' ISO 8601 parser.
     text = arrow_strings(values)
     moments = pc.strptime(text, format=LOCAL_FORMAT, unit="s", error_is_null=True)
-    # strptime rolls 2026-02-30 over into March: the day it read must be the day written.
+    # strptime rolls 2026-02-30 over into March and 10:29:61 into 10:30:01 (it takes leap
+    # seconds 60 and 61): each field it read must be the field written.
     shaped = pc.match_substring_regex(text, LOCAL_PATTERN)
-    day_written = pc.if_else(shaped, pc.utf8_slice_codeunits(text, 8, 10), "0")
-    shaped = pc.and_kleene(shaped, pc.equal(pc.day(moments), pc.cast(day_written, pa.int64())))
+    for field_of, start in ((pc.day, 8), (pc.hour, 11), (pc.minute, 14), (pc.second, 17)):
+        written = pc.if_else(shaped, pc.utf8_slice_codeunits(text, start, start + 2), "0")
+        shaped = pc.and_kleene(shaped, pc.equal(field_of(moments), pc.cast(written, pa.int64())))
     seconds = pc.fill_null(pc.cast(moments, pa.int64()), NO_SECONDS).to_numpy(
         zero_copy_only=False)
     plain = pc.fill_null(shaped, False).to_numpy(zero_copy_only=False) & \
@@ -233,7 +253,7 @@ INSTALLMENTS = FileSpec(
         Check("borrower_id", "borrower_id is empty", non_empty),
         Check("due_date", "due_date must be a date YYYY-MM-DD", calendar_date),
         Check("amount_due", "amount_due must be a positive amount with at most 2 decimals",
-              amount_fen),
+              amount_fen, amount_reason),
         Check("currency", "currency must be CNY", one_of(("CNY",))),
     ),
     key=("loan_id", "installment_no"),
@@ -264,7 +284,8 @@ INSTRUCTIONS = FileSpec(
         Check("loan_id", "loan_id is empty", non_empty),
         Check("installment_no", "installment_no must be an integer >= 1", positive_integer),
         Check("gateway", "gateway is empty", non_empty),
-        Check("amount", "amount must be a positive amount with at most 2 decimals", amount_fen),
+        Check("amount", "amount must be a positive amount with at most 2 decimals", amount_fen,
+              amount_reason),
         Check("created_at", "created_at must be a timestamp", timestamp),
         Check("confirm_required", "confirm_required must be true or false", boolean),
         Check("confirm_status",
@@ -280,7 +301,8 @@ SETTLEMENT = FileSpec(
     (
         Check("gateway_txn_id", "gateway_txn_id is empty", non_empty),
         Check("instruction_id", "instruction_id is empty", non_empty),
-        Check("amount", "amount must be a positive amount with at most 2 decimals", amount_fen),
+        Check("amount", "amount must be a positive amount with at most 2 decimals", amount_fen,
+              amount_reason),
         Check("status", "status must be SUCCESS or FAILED", one_of(SETTLEMENT_STATUSES)),
         Check("response_code", "", maybe_empty),
         Check("response_msg", "", free_text),
@@ -332,6 +354,7 @@ def validate(raw: RawTable, spec: FileSpec, context: RuleContext) -> Validated:
 
     failed = first_failure >= 0
     rejects = _rejects_frame(raw, source, failed, first_failure, columns, reasons)
+    _sharpen_reasons(rejects, source, failed, first_failure, spec)
     typed_frame["line"] = raw.lines
     # Rows are dropped once, at the end: copying a million-row frame costs a few hundred ms.
     passed = ~failed.to_numpy()
@@ -361,6 +384,23 @@ def _rejects_frame(raw, source, failed, first_failure, columns, reasons) -> pd.D
         "value": values,
         "reason": np.asarray(reasons, dtype=object)[positions],
     })
+
+
+def _sharpen_reasons(rejects: pd.DataFrame, source: pd.DataFrame, failed: pd.Series,
+                     first_failure: pd.Series, spec: FileSpec) -> None:
+    """Replace, in place, a rule's reason by its precise_reason where that has one."""
+    if rejects.empty:
+        return
+    positions = first_failure[failed].to_numpy()
+    for position, check in enumerate(spec.checks):
+        named = positions == position
+        if check.precise_reason is None or not named.any():
+            continue
+        precise = check.precise_reason(rejects.loc[named, "value"].astype("str"), check.column)
+        better = (precise.str.len() > 0).to_numpy(bool)
+        if better.any():
+            rows = rejects.index[named][better]
+            rejects.loc[rows, "reason"] = precise.to_numpy(object)[better]
 
 
 def resolve_duplicate_keys(frame: pd.DataFrame, passed: np.ndarray, spec: FileSpec,

@@ -607,3 +607,38 @@ def test_success_debit_for_an_installment_not_of_the_day_is_a_settlement_excepti
     assert [(str(amount), kind) for amount, kind in stored] == [("777.01",
                                                                  "debit_without_installment")]
     assert day.outcomes() == expected_outcomes(D28)
+
+
+# --- values -----------------------------------------------------------------------------------
+
+VALUES = {
+    "seconds-61": ("settlement_UNIONPAY.csv", "2026-11-28 09:04:30", "2026-11-28 10:29:61",
+                   "txn_time", "txn_time must be a timestamp"),
+    "seconds-60-iso": ("settlement_UNIONPAY.csv", "2026-11-28 09:04:30", "2026-11-28T10:29:60",
+                       "txn_time", "txn_time must be a timestamp"),
+    "minutes-60": ("settlement_UNIONPAY.csv", "2026-11-28 09:04:30", "2026-11-28 10:60:00",
+                   "txn_time", "txn_time must be a timestamp"),
+    "hours-24": ("settlement_UNIONPAY.csv", "2026-11-28 09:04:30", "2026-11-28 24:00:00",
+                 "txn_time", "txn_time must be a timestamp"),
+    "amount-too-large": ("installments.csv", "L0104,1,B0104,2026-11-28,1040.00",
+                         "L0104,1,B0104,2026-11-28,1000000000000.00", "amount_due",
+                         "too large: NUMERIC(14,2) holds at most 999999999999.99"),
+}
+
+
+@pytest.mark.parametrize("case", VALUES, ids=list(VALUES))
+def test_value_out_of_range_rejects_its_row_with_file_line_column_and_reason(tmp_path, case):
+    name, old, new, column, reason = VALUES[case]
+    day = Day(tmp_path, D28)
+    day.edit(name, old.encode(), new.encode())
+    if name.startswith("settlement_"):
+        day.edit_ctl("UNIONPAY", "sha256", hashlib.sha256(day.path(name).read_bytes()).hexdigest())
+    result = day.run("--max-reject-rate", "0.05")
+    assert result.exit_code == expected_exit_code(D28), result.output
+    assert "Traceback" not in result.output
+    rejected = [row for row in day.rejects_csv() if row["file"] == name and row["line"]
+                and row["column"] == column]
+    assert len(rejected) == 1, day.rejects_csv()
+    assert rejected[0]["value"] == new.split(",")[-1] and reason in rejected[0]["reason"]
+    assert rejected[0]["line"] == ("3" if name.startswith("settlement_") else "5")
+    assert "decimals" not in rejected[0]["reason"]

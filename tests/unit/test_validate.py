@@ -51,6 +51,31 @@ def test_amount_that_is_not_a_positive_plain_decimal_breaks_the_rule(value):
     assert not bool(ok[0])
 
 
+@pytest.mark.parametrize("value, fen", [("00000000000001.50", 150), ("0999999999999.99",
+                                                                      99999999999999)])
+def test_leading_zeros_of_an_amount_do_not_count_as_digits(value, fen):
+    parsed, ok = v.amount_fen(text(value), CONTEXT)
+    assert bool(ok[0]) and int(parsed[0]) == fen
+
+
+@pytest.mark.parametrize("spec, column", [(v.INSTALLMENTS, "amount_due"), (v.SETTLEMENT, "amount")])
+@pytest.mark.parametrize("value", ["1000000000000.00", "1000000000000", "99999999999999999999.5"])
+def test_amount_too_large_for_the_database_is_rejected_saying_so(spec, column, value):
+    base = INSTALLMENT if spec is v.INSTALLMENTS else SETTLEMENT_ROW
+    validated = v.validate(raw(spec, [{**base, column: value}, base]), spec, CONTEXT)
+    assert validated.rejects[["line", "column", "value"]].values.tolist() == [[2, column, value]]
+    reason = validated.rejects.loc[0, "reason"]
+    assert "too large" in reason and "NUMERIC(14,2)" in reason and "decimals" not in reason
+
+
+@pytest.mark.parametrize("value", ["1.005", "-1.00", "1e13", "abc"])
+def test_amount_of_the_wrong_form_keeps_the_form_reason(value):
+    validated = v.validate(raw(v.INSTALLMENTS, [{**INSTALLMENT, "amount_due": value}]),
+                           v.INSTALLMENTS, CONTEXT)
+    assert validated.rejects.loc[0, "reason"] == \
+        "amount_due must be a positive amount with at most 2 decimals"
+
+
 def test_amount_rule_on_no_rows_gives_no_rows():
     parsed, ok = v.amount_fen(text(), CONTEXT)
     assert len(parsed) == 0 and len(ok) == 0
@@ -75,6 +100,18 @@ def test_timestamp_is_local_time_or_iso_with_offset(value, utc):
 def test_timestamp_out_of_range_or_malformed_breaks_the_rule_without_crashing(value):
     _, ok = v.timestamp(text(value, "2026-11-27 08:00:00"), CONTEXT)
     assert ok.tolist() == [False, True]
+
+
+@pytest.mark.parametrize("value", [
+    "2026-11-27 10:29:60", "2026-11-27 10:29:61", "2026-11-27 10:29:99", "2026-11-27 10:60:00",
+    "2026-11-27 10:61:30", "2026-11-27 24:00:00", "2026-11-27 25:00:00",
+    "2026-11-27T10:29:60", "2026-11-27T10:29:61+08:00", "2026-11-27 10:29:61.5",
+    "2026-11-27T10:60:00Z", "2026-11-27T24:00:00", "2026-11-27 10:29:61+0800",
+], ids=lambda value: value.replace(" ", "_"))
+def test_timestamp_with_a_field_out_of_range_breaks_the_rule_not_rolls_over(value):
+    # Arrow's strptime reads 10:29:61 as 10:30:01 (leap seconds); no path may.
+    _, ok = v.timestamp(text(value, "2026-11-27 23:59:59", "2026-11-27 00:00:00"), CONTEXT)
+    assert ok.tolist() == [False, True, True]
 
 
 def test_optional_timestamp_may_be_empty():
