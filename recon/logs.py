@@ -272,6 +272,7 @@ def echo(text: str, *, err: bool = False) -> None:
     """Print a line to stdout (or stderr) above any progress bar."""
     import click
 
+    text = mask_cards_in_text(text)
     stream = sys.stderr if err else sys.stdout
     with _lock:
         if _display is not None and (err or is_terminal(stream)):

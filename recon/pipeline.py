@@ -29,15 +29,13 @@ from recon.signals import Interrupted
 from recon.sinks import database as db
 from recon.sinks import reports
 from recon.sinks.reports import stage_reports
-from recon.sinks.safety import mask_cards
+from recon.sinks.safety import ID_COLUMNS, mask_cards
 from recon.sources.inbox import DayInputs, load_day
 from recon.watchlist import (REPEAT_CAUSES, WATCHLIST_COLUMNS, history_window, repeat_borrowers,
                              watchlist)
 
 log = logging.getLogger("recon")
 
-ID_COLUMNS = {"loan_id", "installment_no", "borrower_id", "binding_id", "instruction_id",
-              "gateway_txn_id", "account_token", "loan_id/installment_no"}
 
 
 @dataclass

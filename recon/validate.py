@@ -80,6 +80,16 @@ def free_text(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
     return mask_cards(values), pd.Series(True, index=values.index)
 
 
+def code(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
+    """A code from outside (response code, bank code), may be empty; a card number in it is
+    masked like in free text."""
+    return mask_cards(values), pd.Series(True, index=values.index)
+
+
+def non_empty_code(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]:
+    return mask_cards(values), values.str.len() > 0
+
+
 def _series(array, index: pd.Index) -> pd.Series:
     return pd.Series(array.to_numpy(zero_copy_only=False), index=index)
 
@@ -267,7 +277,7 @@ BINDINGS = FileSpec(
         Check("loan_id", "loan_id is empty", non_empty),
         Check("account_token", "account_token is empty", non_empty),
         Check("card_no_masked", "", free_text),
-        Check("bank_code", "", maybe_empty),
+        Check("bank_code", "", code),
         Check("status", "status must be ACTIVE, UNBOUND, REVOKED or EXPIRED",
               one_of(BINDING_STATUSES)),
         Check("bound_at", "bound_at must be a timestamp", timestamp),
@@ -283,7 +293,7 @@ INSTRUCTIONS = FileSpec(
         Check("instruction_id", "instruction_id is empty", non_empty),
         Check("loan_id", "loan_id is empty", non_empty),
         Check("installment_no", "installment_no must be an integer >= 1", positive_integer),
-        Check("gateway", "gateway is empty", non_empty),
+        Check("gateway", "gateway is empty", non_empty_code),
         Check("amount", "amount must be a positive amount with at most 2 decimals", amount_fen,
               amount_reason),
         Check("created_at", "created_at must be a timestamp", timestamp),
@@ -304,7 +314,7 @@ SETTLEMENT = FileSpec(
         Check("amount", "amount must be a positive amount with at most 2 decimals", amount_fen,
               amount_reason),
         Check("status", "status must be SUCCESS or FAILED", one_of(SETTLEMENT_STATUSES)),
-        Check("response_code", "", maybe_empty),
+        Check("response_code", "", code),
         Check("response_msg", "", free_text),
         Check("txn_time", "txn_time must be a timestamp", timestamp),
     ),
@@ -314,7 +324,7 @@ SETTLEMENT = FileSpec(
 INCIDENTS = FileSpec(
     "gateway_incidents.csv",
     (
-        Check("gateway", "gateway is empty", non_empty),
+        Check("gateway", "gateway is empty", non_empty_code),
         Check("started_at", "started_at must be a timestamp", timestamp),
         Check("ended_at", "ended_at must be a timestamp", timestamp),
         Check("description", "", free_text),

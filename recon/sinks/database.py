@@ -35,6 +35,7 @@ from recon.contract import RETRY_PLAN_COLUMNS
 from recon.errors import (CommitUnknown, DatabaseFailed, DatabaseUnavailable, DateLocked,
                           DateLockLost, MigrationFailed, MigrationsMissing, OutboxConflict,
                           SchemaOutdated, UsageError)
+from recon.sinks.safety import mask_cards_in_text, protect_text
 
 # The migrations ship inside the package (the top-level sql/ folder, mapped to `recon.sql` by
 # pyproject.toml), so an installed wheel finds them wherever it is installed.
@@ -852,7 +853,8 @@ def _finish_params(run_id: str, outcome: str, exit_code: int, digests: dict, cou
                    message: str) -> dict:
     return {"ended": _now_text(), "outcome": outcome, "exit_code": exit_code,
             "digests": json.dumps(digests, sort_keys=True),
-            "counts": json.dumps(counts, sort_keys=True, default=str), "message": message,
+            "counts": mask_cards_in_text(json.dumps(counts, sort_keys=True, default=str)),
+            "message": mask_cards_in_text(message),
             "run_id": run_id}
 
 
@@ -929,6 +931,11 @@ def write_results(database: Database, run_id: str, business_date: str, outcomes:
     results.
     """
     lock = lock or DateLock()
+    # The text columns that come from outside (codes, messages, details): no full card number
+    # is stored, whatever the caller masked before.
+    outcomes = protect_text(outcomes, ("gateway", "response_code"))
+    settlement_exceptions = protect_text(settlement_exceptions, ("gateway", "detail"))
+    rejects = protect_text(rejects, ("file", "column_name", "reason"))
     if database.is_postgres:
         with reachable(database):
             _ensure_date_partition(database, business_date)

@@ -33,9 +33,6 @@ DIR_MODE = 0o750
 RUNS = ".runs"  # OUT/.runs/<D>/<run_id>/: every run's own report folder
 LEGACY_PREFIX = "before-"  # OUT/.runs/<D>/before-<id>/: a real OUT/<D> folder an earlier release wrote
 
-# Columns that carry text from outside (a gateway's message, a rejected cell): card numbers in
-# them are masked. Ids are never rewritten.
-FREE_TEXT = ["response_msg", "card_no_masked", "detail", "value", "reason", "evidence"]
 
 
 @contextmanager
@@ -85,7 +82,7 @@ class StagedReports:
     def write(self, name: str, frame: pd.DataFrame, columns: list[str], *, bom: bool = False) -> None:
         from recon.sinks.safety import safe_frame
 
-        safe = safe_frame(frame.reindex(columns=columns), FREE_TEXT)
+        safe = safe_frame(frame.reindex(columns=columns))  # every column but ids card-masked
         path = self.folder / name
         with output_errors(self.business_date, path):
             write_csv(path, safe, bom=bom)

@@ -5,11 +5,23 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+import pyarrow.compute as pc
 
-# 13 to 19 digits, each group apart by at most one space or dash (`6222 0212 3456 7890`), not
-# touching further digits. Whether it is a card number is for the Luhn check to say.
-CARD_CANDIDATE = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
-CARD_SUSPECT = r"[0-9](?:[ -]?[0-9]){12}"
+from recon.frames import arrow_strings
+
+# A run of digit groups, each apart from the next by one space or dash (`6222 0212 3456 7890`,
+# `6258070000111129 50`), not touching further digits. Any digits count, fullwidth ones too.
+DIGIT_GROUPS = re.compile(r"(?<!\d)\d+(?:[ -]\d+)*(?!\d)")
+GROUP = re.compile(r"\d+")
+# What a column's values are searched for before any is visited: 13 digits, separators allowed
+# (RE2 syntax, run by Arrow over the whole column).
+CARD_SUSPECT = r"\p{Nd}(?:[ -]?\p{Nd}){12}"
+CARD_DIGITS = range(13, 20)
+# Ids are kept byte for byte, card-shaped or not (a loan id may pass Luhn); every other column
+# of every output is text that may carry a card number and goes through the rule below.
+ID_COLUMNS = frozenset({"loan_id", "installment_no", "borrower_id", "binding_id",
+                        "instruction_id", "gateway_txn_id", "account_token",
+                        "loan_id/installment_no", "run_id"})
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 NUMBER = r"[+-]?[0-9]+(?:\.[0-9]+)?"
 
@@ -17,7 +29,7 @@ NUMBER = r"[+-]?[0-9]+(?:\.[0-9]+)?"
 def luhn_valid(digits: str) -> bool:
     total = 0
     for position, char in enumerate(reversed(digits)):
-        digit = ord(char) - 48
+        digit = int(char)
         if position % 2:
             digit *= 2
             if digit > 9:
@@ -31,25 +43,46 @@ def mask_card(digits: str) -> str:
     return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
 
 
-def _mask_match(match: re.Match) -> str:
+def _mask_groups(match: re.Match) -> str:
+    """Within one run of digit groups, mask every span of whole groups that is a card number:
+    13-19 digits passing Luhn, the longest span from the leftmost group first. A group is
+    never split: the digits of a 20-digit order number stay as they are."""
     text = match.group()
-    digits = re.sub(r"[ -]", "", text)
-    if len(digits) < 13 or not luhn_valid(digits):
-        return text
-    masked = iter(mask_card(digits))
-    # Separators stay where they were; only digits are replaced.
-    return "".join(char if char in " -" else next(masked) for char in text)
+    groups = [(group.start(), group.end()) for group in GROUP.finditer(text)]
+    chars = list(text)
+    first = 0
+    while first < len(groups):
+        spans = []
+        digits = 0
+        for last in range(first, len(groups)):
+            digits += groups[last][1] - groups[last][0]
+            if digits > CARD_DIGITS[-1]:
+                break
+            spans.append((last, digits))
+        for last, digits in reversed(spans):
+            if digits not in CARD_DIGITS:
+                continue
+            positions = [i for start, end in groups[first:last + 1] for i in range(start, end)]
+            if luhn_valid("".join(text[i] for i in positions)):
+                for i in positions[6:-4]:  # separators stay where they were
+                    chars[i] = "*"
+                first = last
+                break
+        first += 1
+    return "".join(chars)
 
 
 def mask_cards_in_text(text: str) -> str:
-    """Mask every full card number (13-19 digits passing the Luhn check) in free text."""
-    return CARD_CANDIDATE.sub(_mask_match, text)
+    """Mask every full card number (13-19 digits passing the Luhn check) in any text, whatever
+    surrounds it: Chinese, other digits after a space or dash, separators inside it."""
+    return DIGIT_GROUPS.sub(_mask_groups, text)
 
 
 def mask_cards(values: pd.Series) -> pd.Series:
     """`mask_cards_in_text` over a column; only the few values with a long digit run are visited."""
     values = values.astype("str")
-    suspect = values.str.contains(CARD_SUSPECT, regex=True, na=False)
+    suspect = pc.fill_null(pc.match_substring_regex(arrow_strings(values), CARD_SUSPECT),
+                           False).to_numpy(zero_copy_only=False)
     if not suspect.any():
         return values
     masked = values.copy()
@@ -67,12 +100,24 @@ def defuse_formulas(values: pd.Series) -> pd.Series:
     return values.where(~risky, "'" + values)
 
 
-def safe_frame(frame: pd.DataFrame, free_text: list[str]) -> pd.DataFrame:
-    """Every column as text, formula-safe; `free_text` columns also card-masked."""
+def protect_text(frame: pd.DataFrame, columns) -> pd.DataFrame:
+    """`frame` with card numbers masked in `columns` (those it has); copied only if needed."""
+    protected = frame
+    for column in columns:
+        if column in frame.columns and frame[column].dtype != "int64":
+            masked = mask_cards(frame[column])
+            if protected is frame:
+                protected = frame.copy()
+            protected[column] = masked
+    return protected
+
+
+def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every column as text, formula-safe; every column but the ids also card-masked."""
     safe = frame.copy()
     for column in safe.columns:
         text = safe[column].astype("str").fillna("")
-        if column in free_text:
+        if column not in ID_COLUMNS:
             text = mask_cards(text)
         safe[column] = defuse_formulas(text)
     return safe

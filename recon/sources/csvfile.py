@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from recon.errors import InputRefused
+from recon.sinks.safety import ID_COLUMNS, mask_cards_in_text
 
 UTF8_BOM = codecs.BOM_UTF8
 MAX_HEADER_BYTES = 1_000_000
@@ -350,12 +351,12 @@ def _read_slow(data: bytes, display: str, header: list[str], max_field_chars: in
                 if previous_end > start else ""
             broken.append(_broken(display, start, "",
                                   f"expected {n_columns} fields as in the header, found "
-                                  f"{len(row)}{spans}", ",".join(row)[:200]))
+                                  f"{len(row)}{spans}", ",".join(row)))
             continue
         bad_column = _first_bad_field(row, header, max_field_chars)
         if bad_column is not None:
             index, reason = bad_column
-            broken.append(_broken(display, start, header[index], reason, row[index][:200]))
+            broken.append(_broken(display, start, header[index], reason, row[index]))
             flawed_rows.append([value.encode("utf-8", errors="replace").decode("utf-8")
                                 for value in row])
             continue
@@ -428,6 +429,8 @@ def _first_bad_field(row: list[str], header: list[str], max_field_chars: int):
 
 
 def _broken(display: str, line: int, column: str, reason: str, value: str = "") -> dict:
+    # Masked before it is cut: a card number cut in two would pass for two harmless digit runs.
+    value = (value if column in ID_COLUMNS else mask_cards_in_text(value))[:200]
     return {"file": display, "line": line, "column": column,
             "value": value.encode("utf-8", errors="replace").decode("utf-8").replace("\x00", ""),
             "reason": reason}

@@ -642,3 +642,47 @@ def test_value_out_of_range_rejects_its_row_with_file_line_column_and_reason(tmp
     assert rejected[0]["value"] == new.split(",")[-1] and reason in rejected[0]["reason"]
     assert rejected[0]["line"] == ("3" if name.startswith("settlement_") else "5")
     assert "decimals" not in rejected[0]["reason"]
+
+
+# --- card numbers, whatever surrounds them ------------------------------------------------------
+
+PLAIN_CARD = "6258070000111129"  # passes Luhn
+CARD_PLANTS = {
+    # (file, bytes replaced, replacement with {card}, rejected row expected)
+    "msg-space-digits-after": ("settlement_UNIONPAY.csv", "62,受限制的卡", "62,卡{card} 50元余额不足"),
+    "msg-chinese-around": ("settlement_UNIONPAY.csv", "62,受限制的卡", "62,卡{card}余额不足"),
+    "msg-dashes": ("settlement_UNIONPAY.csv", "62,受限制的卡", "62,卡 {dashed}-01 受限"),
+    "msg-digits-before": ("settlement_UNIONPAY.csv", "62,受限制的卡", "62,扣款 1060 {card}"),
+    "in-response-code": ("settlement_UNIONPAY.csv", "62,受限制的卡", "{card},受限制的卡"),
+    "in-response-code-with-digits": ("settlement_UNIONPAY.csv", "62,受限制的卡",
+                                     "{card} 62,受限制的卡"),
+    "in-rejects-value": ("installments.csv", "L0104,1,B0104,2026-11-28,1040.00",
+                         "L0104,1,B0104,2026-11-28,{card} 50"),
+    "in-broken-record": ("installments.csv", "L0104,1,B0104,2026-11-28,1040.00,CNY",
+                         "L0104,1,B0104,2026-11-28,1040.00,CNY,卡{card} 7"),
+    "in-bank-code": ("bindings.csv", "BND0106,L0106,tok_bnd0106,622202******0106,",
+                     "BND0106,L0106,tok_bnd0106,622202******0106,{card} 1"),
+}
+
+
+@pytest.mark.parametrize("case", CARD_PLANTS, ids=list(CARD_PLANTS))
+def test_card_number_is_masked_in_every_output_whatever_surrounds_it(tmp_path, case):
+    name, old, new = CARD_PLANTS[case]
+    day = Day(tmp_path, D28)
+    dashed = "-".join(PLAIN_CARD[i:i + 4] for i in range(0, 16, 4))
+    day.edit(name, old.encode(), new.format(card=PLAIN_CARD, dashed=dashed).encode())
+    if name.startswith("settlement_"):
+        day.edit_ctl("UNIONPAY", "sha256", hashlib.sha256(day.path(name).read_bytes()).hexdigest())
+    result = day.run("-v", "--max-reject-rate", "0.05")
+    assert result.exit_code == expected_exit_code(D28), result.output
+    everything = [result.stdout, result.stderr]
+    for output in sorted((day.out / D28).iterdir()):
+        everything.append(output.read_text(encoding="utf-8-sig"))
+    for table in ("recon_runs", "installment_outcomes", "settlement_exceptions", "input_rejects"):
+        everything.append(repr(day.query(f"SELECT * FROM {table}")))
+    joined = "\n".join(everything)
+    if case != "in-bank-code":  # bank_code is in no output: only that it does not leak counts
+        assert "625807******1129" in joined or "6258-07**-****-1129" in joined, case
+    for leaked in (PLAIN_CARD, dashed, PLAIN_CARD[:12], PLAIN_CARD[4:]):
+        assert leaked not in joined, (case, leaked)
+    assert (CARD_ID, 1) not in day.outcomes()  # sanity: the planted day is the fixture day

@@ -66,12 +66,57 @@ def test_numbers_and_ordinary_text_are_left_alone(value):
     assert defuse_formulas(pd.Series([value], dtype="str")).iloc[0] == value
 
 
-def test_safe_frame_masks_only_free_text_columns_and_defuses_every_column():
+def test_safe_frame_masks_every_column_but_ids_and_defuses_every_column():
     frame = pd.DataFrame({
         "loan_id": [CARDS[16]],
+        "instruction_id": [CARDS[19]],
         "response_msg": [f"=card {CARDS[16]}"],
+        "response_code": [CARDS[16]],
         "line": pd.array([None], dtype="Int64"),
         "amount": [-12.5],
     })
-    safe = safe_frame(frame, ["response_msg"])
-    assert safe.iloc[0].tolist() == [CARDS[16], "'=card 411111******1111", "", "-12.5"]
+    safe = safe_frame(frame)
+    assert safe.iloc[0].tolist() == [CARDS[16], CARDS[19], "'=card 411111******1111",
+                                     "411111******1111", "", "-12.5"]
+
+
+SURROUNDINGS = {
+    "chinese-before-and-after": ("卡{card}余额不足", "卡{masked}余额不足"),
+    "space-and-digits-after": ("卡{card} 50元余额不足", "卡{masked} 50元余额不足"),
+    "digits-and-space-before": ("扣款50 {card}", "扣款50 {masked}"),
+    "dash-and-digits-after": ("{card}-0001", "{masked}-0001"),
+    "two-cards": ("{card},{card}", "{masked},{masked}"),
+    "grouped-then-digits": ("{grouped} 12", "{grouped_masked} 12"),
+    "alone": ("{card}", "{masked}"),
+    "fullwidth-digits": ("{fullwidth}元", "{fullwidth_masked}元"),
+    "in-brackets": ("(card:{card})", "(card:{masked})"),
+}
+
+
+@pytest.mark.parametrize("case", SURROUNDINGS, ids=list(SURROUNDINGS))
+@pytest.mark.parametrize("card", ["6258070000111129", CARDS[19], CARDS[13]])
+def test_card_number_is_masked_whatever_surrounds_it(case, card):
+    written, expected = SURROUNDINGS[case]
+    masked = card[:6] + "*" * (len(card) - 10) + card[-4:]
+    grouped = " ".join(card[i:i + 4] for i in range(0, len(card), 4))
+    grouped_masked = "".join(m if g != " " else " " for g, m in
+                             zip(grouped, iter_masked(grouped)))
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) for c in card)
+    fullwidth_masked = "".join(chr(ord(c) + 0xFEE0) if c != "*" else "*" for c in masked)
+    values = {"card": card, "masked": masked, "grouped": grouped,
+              "grouped_masked": grouped_masked, "fullwidth": fullwidth,
+              "fullwidth_masked": fullwidth_masked}
+    text, want = written.format(**values), expected.format(**values)
+    assert mask_cards_in_text(text) == want
+    assert mask_cards(pd.Series([text, "plain"], dtype="str")).tolist() == [want, "plain"]
+
+
+def iter_masked(grouped: str) -> str:
+    digits = grouped.replace(" ", "")
+    masked = iter(digits[:6] + "*" * (len(digits) - 10) + digits[-4:])
+    return "".join(" " if char == " " else next(masked) for char in grouped)
+
+
+def test_masking_a_long_run_of_digit_groups_stays_linear():
+    text = "1 " * 50_000 + "6258070000111129"
+    assert mask_cards_in_text(text).endswith("625807******1129")
