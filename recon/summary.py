@@ -37,6 +37,10 @@ def render_summary(report) -> str:
         lines.append(f"  settlement exceptions: {kinds}")
     lines.append(f"  rows rejected {report.rows_rejected:,}, duplicates collapsed "
                  f"{report.duplicates_collapsed:,}")
+    fields_cut = sum(entry.get("fields_cut", 0) for entry in report.ledger)
+    if fields_cut:
+        lines.append(f"  over-long text fields cut to RECON_MAX_FIELD_CHARS {fields_cut:,} "
+                     f"(rows kept; file, line and column in the log)")
     for entry in report.not_arrived:
         lines.append(f"  NOT ARRIVED {entry}")
     lines.extend(action_lines(report))

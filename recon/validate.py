@@ -55,6 +55,11 @@ class Validated:
     rejects: pd.DataFrame  # file, line, column, value, reason
     rows_read: int
     duplicates_collapsed: int
+    cut: pd.DataFrame | None = None  # over-long free-text fields cut on reading: line, column, length
+
+    @property
+    def fields_cut(self) -> int:
+        return 0 if self.cut is None else len(self.cut)
 
     @property
     def rows_rejected(self) -> int:
@@ -238,6 +243,11 @@ class FileSpec:
     def columns(self) -> list[str]:
         return [check.column for check in self.checks]
 
+    @property
+    def cuttable(self) -> frozenset[str]:
+        """Free-text and code columns: an over-long value is cut, never a reason to drop a row."""
+        return frozenset(check.column for check in self.checks if check.parse in (free_text, code))
+
 
 def _binding_unbound_at_matches_status(frame: pd.DataFrame,
                                        _: "RuleContext") -> tuple[pd.Series, str, str]:
@@ -334,12 +344,12 @@ INCIDENTS = FileSpec(
 
 
 def missing_columns(raw: RawTable, spec: FileSpec) -> list[str]:
-    present = set(raw.frame.columns)
+    present = set(raw.header or raw.frame.columns)
     return [column for column in spec.columns if column not in present]
 
 
 def duplicated_columns(raw: RawTable, spec: FileSpec) -> list[str]:
-    names = list(raw.frame.columns)
+    names = list(raw.header or raw.frame.columns)
     return [column for column in spec.columns if names.count(column) > 1]
 
 
@@ -373,7 +383,8 @@ def validate(raw: RawTable, spec: FileSpec, context: RuleContext) -> Validated:
     valid = typed_frame if keep.all() else typed_frame[keep]
     all_rejects = pd.concat([raw.broken, rejects, key_rejects], ignore_index=True)
     all_rejects = all_rejects.sort_values("line", kind="stable", ignore_index=True)
-    return Validated(raw.file, valid.reset_index(drop=True), all_rejects, raw.records, collapsed)
+    return Validated(raw.file, valid.reset_index(drop=True), all_rejects, raw.records, collapsed,
+                     raw.cut)
 
 
 def _rejects_frame(raw, source, failed, first_failure, columns, reasons) -> pd.DataFrame:

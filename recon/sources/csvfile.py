@@ -48,6 +48,14 @@ class RawTable:
     # Records of `broken` that did split into the header's fields (one field too long, bad
     # bytes), as rows like `frame`'s: a control total over the file still counts them.
     flawed: pd.DataFrame = field(default_factory=pd.DataFrame)
+    header: list[str] = field(default_factory=list)  # every column name, ignored ones included
+    # Over-long free-text fields cut to max_field_chars: line, column, original length.
+    cut: pd.DataFrame = field(default_factory=lambda: empty_cuts())
+
+
+def empty_cuts() -> pd.DataFrame:
+    return pd.DataFrame({"line": pd.Series(dtype="int64"), "column": pd.Series(dtype="str"),
+                         "length": pd.Series(dtype="int64")})
 
 
 def empty_rejects() -> pd.DataFrame:
@@ -132,11 +140,18 @@ def refuse_binary(data: bytes, display: str) -> None:
 
 def read_csv(path: Path, display: str, *, encoding: str = "utf-8", max_bytes: int,
              max_field_chars: int, max_columns: int, block_bytes: int,
-             data: bytes | None = None) -> RawTable:
+             data: bytes | None = None, columns: list[str] | None = None,
+             cuttable: frozenset[str] = frozenset()) -> RawTable:
     """Split `path` (or `data`, its bytes) into records; InputRefused if it is unusable.
 
     Arrow parses `block_bytes` of the file at a time: a larger file's columns come back in
     several chunks, and so does the frame built on them.
+
+    With `columns`, only those columns are kept: the others (the contract ignores extra
+    columns) are dropped before any field rule, so nothing in them can reject a row. A field of a
+    `cuttable` column (free text) over `max_field_chars` is cut to that length (card numbers
+    masked first) and listed in `cut`; an over-long field of any other kept column rejects its
+    row.
     """
     if data is None:
         data = read_bytes(path, display, max_bytes)
@@ -151,12 +166,29 @@ def read_csv(path: Path, display: str, *, encoding: str = "utf-8", max_bytes: in
     header = _read_header(data, display, max_columns)
     # pyarrow takes a quote left open at the end of the file, and NUL bytes, without a word:
     # such files go to the csv-module reader, which reports them.
+    kept = [index for index, name in enumerate(header) if columns is None or name in columns]
+    limits = _Limits(max_field_chars, frozenset(index for index in kept
+                                                if header[index] in cuttable))
     if b"\x00" in data or (b'"' in data and data.count(b'"') % 2):
-        return _read_slow(data, display, header, max_field_chars)
-    try:
-        return _read_fast(data, display, header, max_field_chars, block_bytes)
-    except (pa.ArrowInvalid, UnicodeDecodeError, _NeedsSlowPath):
-        return _read_slow(data, display, header, max_field_chars)
+        table = _read_slow(data, display, header, kept, limits)
+    else:
+        try:
+            table = _read_fast(data, display, header, kept, limits, block_bytes)
+        except (pa.ArrowInvalid, UnicodeDecodeError, _NeedsSlowPath):
+            table = _read_slow(data, display, header, kept, limits)
+    table.header = header
+    return table
+
+
+@dataclass(frozen=True)
+class _Limits:
+    max_field_chars: int
+    cuttable: frozenset[int]  # positions (in the header) of columns whose long fields are cut
+
+
+def cut_text(value: str, max_chars: int) -> str:
+    """A free-text value cut to `max_chars`, card numbers masked before the cut can split one."""
+    return mask_cards_in_text(value)[:max_chars]
 
 
 class _NeedsSlowPath(Exception):
@@ -208,7 +240,8 @@ def _arrow_options(n_columns: int, block_bytes: int) -> tuple:
     return read, parse, convert
 
 
-def _arrow_table(data: bytes, n_columns: int, block_bytes: int) -> pa.Table:
+def _arrow_table(data: bytes, n_columns: int, block_bytes: int,
+                 kept: list[int] | None = None) -> pa.Table:
     """The file parsed by Arrow `block_bytes` at a time, each column in one chunk per block.
 
     A record longer than a block stops Arrow ("straddles two block boundaries"): the file is
@@ -217,6 +250,8 @@ def _arrow_table(data: bytes, n_columns: int, block_bytes: int) -> pa.Table:
     """
     while True:
         read, parse, convert = _arrow_options(n_columns, block_bytes)
+        if kept is not None:  # ignored columns are never converted, so never checked
+            convert.include_columns = [f"c{index}" for index in kept]
         try:
             return pacsv.read_csv(pa.py_buffer(data), read_options=read, parse_options=parse,
                                   convert_options=convert)
@@ -226,14 +261,20 @@ def _arrow_table(data: bytes, n_columns: int, block_bytes: int) -> pa.Table:
             block_bytes *= 16
 
 
-def _read_fast(data: bytes, display: str, header: list[str], max_field_chars: int,
-               block_bytes: int) -> RawTable:
-    table = _arrow_table(data, len(header), block_bytes)
+def _read_fast(data: bytes, display: str, header: list[str], kept: list[int],
+               limits: _Limits, block_bytes: int) -> RawTable:
+    table = _arrow_table(data, len(header), block_bytes, kept)
     records = table.num_rows
     trimmed = []
-    for column in table.columns:
-        if records and pc.max(pc.utf8_length(column)).as_py() > max_field_chars:
-            raise _NeedsSlowPath
+    long_fields: list[tuple[int, np.ndarray, np.ndarray]] = []
+    for index, column in zip(kept, table.columns):
+        if records and pc.max(pc.utf8_length(column)).as_py() > limits.max_field_chars:
+            if index not in limits.cuttable:
+                raise _NeedsSlowPath
+            lengths = np.asarray(pc.utf8_length(column))
+            rows = np.flatnonzero(lengths > limits.max_field_chars)
+            column = _cut_column(column, rows, limits.max_field_chars)
+            long_fields.append((index, rows, lengths[rows]))
         trimmed.append(pc.utf8_trim_whitespace(column))
     # When the file has exactly one line per record (no blank lines, no line breaks inside
     # quoted fields, no bare CR), line numbers follow from the row index.
@@ -245,9 +286,25 @@ def _read_fast(data: bytes, display: str, header: list[str], max_field_chars: in
         lines = _record_start_lines(data)
         if len(lines) != records:
             raise _NeedsSlowPath
-    frame = pa.table(trimmed, names=table.column_names).to_pandas()
-    frame.columns = header
-    return RawTable(display, frame, lines, records)
+    frame = pa.table(trimmed, names=[f"c{index}" for index in kept]).to_pandas()
+    frame.columns = [header[index] for index in kept]
+    cut = pd.DataFrame({
+        "line": np.concatenate([lines[rows] for _, rows, _ in long_fields]
+                               or [np.zeros(0, dtype=np.int64)]),
+        "column": np.concatenate([np.full(len(rows), header[index], dtype=object)
+                                  for index, rows, _ in long_fields] or [np.zeros(0, object)]),
+        "length": np.concatenate([lengths for _, _, lengths in long_fields]
+                                 or [np.zeros(0, dtype=np.int64)]).astype(np.int64),
+    }) if long_fields else empty_cuts()
+    return RawTable(display, frame, lines, records, cut=cut)
+
+
+def _cut_column(column, rows: np.ndarray, max_chars: int) -> pa.Array:
+    """`column` with its values at `rows` cut (they are few: each is visited in Python)."""
+    values = column.to_pylist()
+    for row in rows:
+        values[row] = cut_text(values[row], max_chars)
+    return pa.array(values, type=pa.large_string())
 
 
 def _text_stream(data: bytes) -> io.TextIOWrapper:
@@ -312,7 +369,8 @@ def _allow_fields_of(size: int) -> None:
         csv.field_size_limit(max(csv.field_size_limit(), size, 131072))
 
 
-def _read_slow(data: bytes, display: str, header: list[str], max_field_chars: int) -> RawTable:
+def _read_slow(data: bytes, display: str, header: list[str], kept: list[int],
+               limits: _Limits) -> RawTable:
     # No field-size limit in the csv module itself: it would stop inside a runaway quoted field
     # and resume mid-field, splitting one broken record into many bogus ones. The file is bounded
     # by max_file_bytes already; a field over max_field_chars rejects its row below.
@@ -323,6 +381,7 @@ def _read_slow(data: bytes, display: str, header: list[str], max_field_chars: in
     good_lines: list[int] = []
     flawed_rows: list[list[str]] = []
     broken: list[dict] = []
+    cut: list[tuple[int, str, int]] = []
     previous_end = 0
     records = 0
     first = True
@@ -353,10 +412,15 @@ def _read_slow(data: bytes, display: str, header: list[str], max_field_chars: in
                                   f"expected {n_columns} fields as in the header, found "
                                   f"{len(row)}{spans}", ",".join(row)))
             continue
-        bad_column = _first_bad_field(row, header, max_field_chars)
+        row = [row[index] for index in kept]
+        for position, index in enumerate(kept):
+            if index in limits.cuttable and len(row[position]) > limits.max_field_chars:
+                cut.append((start, header[index], len(row[position])))
+                row[position] = cut_text(row[position], limits.max_field_chars)
+        bad_column = _first_bad_field(row, limits.max_field_chars)
         if bad_column is not None:
-            index, reason = bad_column
-            broken.append(_broken(display, start, header[index], reason, row[index]))
+            position, reason = bad_column
+            broken.append(_broken(display, start, header[kept[position]], reason, row[position]))
             flawed_rows.append([value.encode("utf-8", errors="replace").decode("utf-8")
                                 for value in row])
             continue
@@ -365,9 +429,12 @@ def _read_slow(data: bytes, display: str, header: list[str], max_field_chars: in
     if last_start:
         _refuse_truncated(data, display, last_start, last_fields, n_columns)
     broken_frame = pd.DataFrame(broken) if broken else empty_rejects()
-    return RawTable(display, _string_frame(good_rows, header),
+    names = [header[index] for index in kept]
+    cut_frame = pd.DataFrame(cut, columns=["line", "column", "length"]).astype(
+        {"line": "int64", "column": "str", "length": "int64"}) if cut else empty_cuts()
+    return RawTable(display, _string_frame(good_rows, names),
                     np.asarray(good_lines, dtype=np.int64), records, broken_frame,
-                    _string_frame(flawed_rows, header))
+                    _string_frame(flawed_rows, names), cut=cut_frame)
 
 
 def _string_frame(rows: list[list[str]], header: list[str]) -> pd.DataFrame:
@@ -415,7 +482,7 @@ def _line_offset(data: bytes, line: int) -> int:
     return len(data)
 
 
-def _first_bad_field(row: list[str], header: list[str], max_field_chars: int):
+def _first_bad_field(row: list[str], max_field_chars: int):
     for index, value in enumerate(row):
         if len(value) > max_field_chars:
             return index, f"field is {len(value):,} characters long, over the {max_field_chars:,} limit"

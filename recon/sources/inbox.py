@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import hashlib
+import logging
 import os
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +28,8 @@ from recon.sinks.safety import mask_cards_in_text
 from recon.sources import csvfile
 from recon.sources.csvfile import RawTable, read_bytes, read_csv
 
+log = logging.getLogger("recon")
+
 REQUIRED_FILES = (v.INSTALLMENTS, v.BINDINGS, v.INSTRUCTIONS)
 MAX_CONTROL_BYTES = 1 << 20
 
@@ -42,6 +45,7 @@ class FileLedger:
     rows_rejected: int
     sha256: str
     refused: str = ""  # why a settlement file counts as not arrived
+    fields_cut: int = 0  # over-long free-text fields cut to RECON_MAX_FIELD_CHARS
 
 
 @dataclass
@@ -191,7 +195,8 @@ def _load_file(path: Path, spec: v.FileSpec, context: v.RuleContext, settings: S
         data = read_bytes(path, display, settings.max_file_bytes)
     raw = read_csv(path, display, encoding=encoding, max_bytes=settings.max_file_bytes,
                    max_field_chars=settings.max_field_chars, max_columns=settings.max_columns,
-                   block_bytes=settings.csv_block_bytes, data=data)
+                   block_bytes=settings.csv_block_bytes, data=data, columns=spec.columns,
+                   cuttable=spec.cuttable)
     _require_columns(raw, spec)
     return v.validate(raw, spec, context), hashlib.sha256(data).hexdigest()
 
@@ -199,7 +204,7 @@ def _load_file(path: Path, spec: v.FileSpec, context: v.RuleContext, settings: S
 def _require_columns(raw: RawTable, spec: v.FileSpec) -> None:
     missing = v.missing_columns(raw, spec)
     if missing:
-        names = list(raw.frame.columns)
+        names = list(raw.header or raw.frame.columns)
         separator = next((sep for sep in ";|\t" if len(names) == 1 and sep in names[0]), None)
         if separator:
             raise InputRefused(f"the header does not split on commas; the file looks "
@@ -248,8 +253,15 @@ def _likely_cause(rejects: pd.DataFrame) -> tuple[str, str]:
 
 
 def _ledger(validated: v.Validated, digest: str, refused: str = "") -> FileLedger:
+    if validated.fields_cut:
+        first = validated.cut.iloc[0]
+        log.warning("%s, line %d, column %s: over-long free-text field (%s characters) cut to "
+                    "RECON_MAX_FIELD_CHARS, its row kept; %d such field(s) in the file",
+                    validated.file, int(first["line"]), first["column"],
+                    f"{int(first['length']):,}", validated.fields_cut)
     return FileLedger(validated.file, validated.rows_read, validated.rows_used,
-                      validated.duplicates_collapsed, validated.rows_rejected, digest, refused)
+                      validated.duplicates_collapsed, validated.rows_rejected, digest, refused,
+                      validated.fields_cut)
 
 
 # --- settlement files -------------------------------------------------------------------------
@@ -396,7 +408,7 @@ def _load_settlement(gateway: str, csv_path: Path, ctl_path: Path, context: v.Ru
         raw = read_csv(csv_path, csv_path.name, encoding=encoding,
                        max_bytes=settings.max_file_bytes, max_field_chars=settings.max_field_chars,
                        max_columns=settings.max_columns, block_bytes=settings.csv_block_bytes,
-                       data=data)
+                       data=data, columns=v.SETTLEMENT.columns, cuttable=v.SETTLEMENT.cuttable)
         _require_columns(raw, v.SETTLEMENT)
     except InputRefused as exc:
         misread = "" if csvfile.is_utf8(encoding) or exc.line != 1 else \

@@ -686,3 +686,61 @@ def test_card_number_is_masked_in_every_output_whatever_surrounds_it(tmp_path, c
     for leaked in (PLAIN_CARD, dashed, PLAIN_CARD[:12], PLAIN_CARD[4:]):
         assert leaked not in joined, (case, leaked)
     assert (CARD_ID, 1) not in day.outcomes()  # sanity: the planted day is the fixture day
+
+
+# --- over-long values -----------------------------------------------------------------------------
+
+def add_column(day: Day, name: str, header: str, value_of_row) -> None:
+    """Append a column to every line of `name`; value_of_row(line number) gives the value."""
+    lines = day.path(name).read_bytes().splitlines()
+    out = [lines[0] + b"," + header.encode()]
+    out += [line + b"," + value_of_row(number).encode() for number, line in
+            enumerate(lines[1:], start=2)]
+    day.path(name).write_bytes(b"\n".join(out) + b"\n")
+
+
+@pytest.mark.parametrize("name", ["installments.csv", "instructions.csv",
+                                  "settlement_UNIONPAY.csv"])
+def test_an_over_long_value_in_an_ignored_column_rejects_nothing(tmp_path, name):
+    day = Day(tmp_path, D28)
+    add_column(day, name, "remark", lambda number: "备" * 70_000 if number == 3 else "ok")
+    if name.startswith("settlement_"):
+        day.edit_ctl("UNIONPAY", "sha256", hashlib.sha256(day.path(name).read_bytes()).hexdigest())
+    result = day.run()
+    assert result.exit_code == expected_exit_code(D28), result.output
+    expected = read_csv(FIXTURES / "expected" / D28 / "expected_rejects.csv")
+    assert [(row["line"], row["column"]) for row in day.rejects_csv() if row["file"] == name] == \
+        [(row["line"], row["column"]) for row in expected if row["file"] == name]  # the fixture's
+    assert day.outcomes() == expected_outcomes(D28)
+
+
+def test_an_over_long_response_msg_on_a_success_row_is_cut_and_the_debit_counted(tmp_path):
+    day = Day(tmp_path, D28)
+    long = "交易成功" * 17_500 + PLAIN_CARD  # 70,016 characters, a card number past the cut
+    day.edit("settlement_UNIONPAY.csv", "UPD0104,20261128000001040002,1040.00,SUCCESS,00,交易成功"
+             .encode(), f"UPD0104,20261128000001040002,1040.00,SUCCESS,00,{long}".encode())
+    day.edit_ctl("UNIONPAY", "sha256",
+                 hashlib.sha256(day.path("settlement_UNIONPAY.csv").read_bytes()).hexdigest())
+    result = day.run(env={"RECON_MAX_FIELD_CHARS": "65536"})
+    assert result.exit_code == expected_exit_code(D28), result.output
+    assert day.outcomes() == expected_outcomes(D28)  # L0104 stays paid
+    assert not [row for row in day.rejects_csv() if row["file"] == "settlement_UNIONPAY.csv"
+                and row["line"]]
+    assert "over-long text fields cut to RECON_MAX_FIELD_CHARS 1" in result.stdout
+    warning = [line for line in result.stderr.splitlines() if "over-long" in line]
+    assert len(warning) == 1 and "settlement_UNIONPAY.csv, line 3, column response_msg" in \
+        warning[0] and "70,016 characters" in warning[0], result.stderr
+    files = {entry["file"]: entry for entry in day.last_run()["counts"]["files"]}
+    assert files["settlement_UNIONPAY.csv"]["fields_cut"] == 1
+    assert PLAIN_CARD not in result.output
+
+
+def test_an_over_long_amount_still_rejects_its_row(tmp_path):
+    day = Day(tmp_path, D27)
+    day.edit("installments.csv", b"L0001,1,B0001,2026-11-27,", b"L0001,1,B0001,2026-11-27,"
+             + b"1" * 300)
+    result = day.run(env={"RECON_MAX_FIELD_CHARS": "200"})
+    assert result.exit_code == expected_exit_code(D27), result.output
+    rejected = [row for row in day.rejects_csv() if row["file"] == "installments.csv"
+                and row["line"] == "2"]
+    assert rejected and "over the 200 limit" in rejected[0]["reason"]

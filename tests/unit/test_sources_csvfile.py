@@ -262,3 +262,44 @@ def test_bytes_the_declared_codec_cannot_decode_refuse_the_file_not_the_run(enco
 def test_utf8_under_any_of_its_names_is_read_with_or_without_a_bom(encoding, bom):
     table = read(bom + "a,b\n1,余额不足\n".encode("utf-8"), encoding=encoding)
     assert list(table.frame.columns) == ["a", "b"] and rows(table) == [["1", "余额不足"]]
+
+
+# --- ignored columns and over-long free text ----------------------------------------------------
+
+def read_kept(data: bytes, **overrides):
+    return read(data, columns=["a", "b"], cuttable=frozenset({"b"}), **overrides)
+
+
+SLOW = b"x\n"  # a record of one field: the file goes to the csv-module reader
+
+
+@pytest.mark.parametrize("tail", [b"", SLOW], ids=["fast-reader", "slow-reader"])
+@pytest.mark.parametrize("extra", [b"z" * 500, b"\xff\xfe"], ids=["over-long", "bad-bytes"])
+def test_an_ignored_column_never_rejects_a_row(tail, extra):
+    table = read_kept(b"a,extra,b\n1," + extra + b",2\n3,y,4\n" + tail)
+    assert list(table.frame.columns) == ["a", "b"] and table.header == ["a", "extra", "b"]
+    assert rows(table) == [["1", "2"], ["3", "4"]]
+    assert all(reason.startswith("expected") for _, _, reason in broken(table))
+
+
+@pytest.mark.parametrize("tail", [b"", SLOW], ids=["fast-reader", "slow-reader"])
+def test_an_over_long_free_text_field_is_cut_and_listed_not_rejected(tail):
+    long = "余" * 150
+    table = read_kept(f"a,b\n1,{long}\n2,short\n".encode() + tail)
+    assert rows(table)[:2] == [["1", "余" * 100], ["2", "short"]]
+    assert table.cut.values.tolist() == [[2, "b", 150]]
+    assert not [entry for entry in broken(table) if entry[0] == 2]
+
+
+@pytest.mark.parametrize("tail", [b"", SLOW], ids=["fast-reader", "slow-reader"])
+def test_a_card_number_across_the_cut_is_masked_before_the_cut(tail):
+    value = "x" * 90 + "6258070000111129" + "y" * 20
+    table = read_kept(f"a,b\n1,{value}\n".encode() + tail)
+    assert rows(table)[0][1] == ("x" * 90 + "625807****")
+
+
+@pytest.mark.parametrize("tail", [b"", SLOW], ids=["fast-reader", "slow-reader"])
+def test_an_over_long_field_of_a_kept_column_that_is_not_free_text_still_rejects(tail):
+    table = read_kept(b"a,b\n" + b"1" * 150 + b",ok\n2,ok\n" + tail)
+    assert rows(table)[0] == ["2", "ok"]
+    assert broken(table)[0][:2] == (2, "a") and "over the 100 limit" in broken(table)[0][2]
