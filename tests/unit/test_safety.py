@@ -120,3 +120,12 @@ def iter_masked(grouped: str) -> str:
 def test_masking_a_long_run_of_digit_groups_stays_linear():
     text = "1 " * 50_000 + "6258070000111129"
     assert mask_cards_in_text(text).endswith("625807******1129")
+
+
+def test_run_ids_print_as_they_are_in_masked_text():
+    from recon.pipeline import new_run_id
+
+    # A digit run of 13+ passing Luhn inside a run id was masked in log lines and messages.
+    for _ in range(2000):
+        run_id = new_run_id()
+        assert mask_cards_in_text(f"run {run_id} done") == f"run {run_id} done"
