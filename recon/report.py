@@ -127,6 +127,9 @@ def to_fen(amounts: pd.Series) -> pd.Series:
 
 
 def _rate(part: pd.Series, whole: pd.Series) -> pd.Series:
+    # As numbers whatever they came as: an empty lookup (no failing installment on any date)
+    # comes back as an empty column of text.
+    part, whole = part.astype("float64"), whole.astype("float64")
     return (part / whole.where(whole > 0)).fillna(0.0).round(4)
 
 
