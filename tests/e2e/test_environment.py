@@ -76,7 +76,8 @@ def results(db: Path) -> set[str]:
 def test_an_output_folder_recon_may_not_write_is_one_line_exit_2(work):
     needs_root_tools()
     out = work / "out"
-    out.mkdir(mode=0o755)  # root's: nobody may not create anything in it
+    out.mkdir()
+    os.chmod(out, 0o755)  # root's: nobody may not create anything in it (chmod: not the umask)
 
     result = run_day(work, out=out)
 
@@ -129,7 +130,10 @@ def test_an_unreadable_control_file_refuses_the_date_instead_of_not_arrived(work
 def test_a_read_only_folder_for_the_sqlite_lock_file_is_one_line_exit_5(work):
     needs_root_tools()
     folder = work / "db"
-    folder.mkdir(mode=0o755)  # root's: nobody may not create the lock file beside the database
+    folder.mkdir()
+    # root's: nobody may not create the lock file beside the database. chmod, not mkdir's mode:
+    # an in-process `recon` of an earlier test set this process's umask to 007.
+    os.chmod(folder, 0o755)
     db = folder / "recon.db"
     upgraded = recon("db", "upgrade", "--db", f"sqlite:///{db}", cwd=work)
     assert upgraded.returncode == 0, upgraded.stderr
