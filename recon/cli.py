@@ -301,11 +301,7 @@ def run_parallel(dates: list[dt.date], settings: Settings, jobs: int, log_setup:
     # Create or check the schema once here: workers racing to create it on an empty database
     # would see each other's half-made schema.
     try:
-        database = db.connect(settings.database_url)
-        try:
-            db.ensure_schema(database)
-        finally:
-            database.dispose()
+        db.ensure_schema_of(settings.database_url)
     except ReconError as error:
         for day in dates:
             show_result(day, "", f"recon {day}: {error}")

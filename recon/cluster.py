@@ -353,11 +353,7 @@ def run_range(address: str, dates: list[dt.date], settings: Settings,
 
 def _prepare_database(settings: Settings) -> tuple[int, str] | None:
     try:
-        database = db.connect(settings.database_url)
-        try:
-            db.ensure_schema(database)
-        finally:
-            database.dispose()
+        db.ensure_schema_of(settings.database_url)
     except ReconError as error:
         return error.exit_code, str(error)
     return None

@@ -453,6 +453,16 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
+def ensure_schema_of(url: str) -> None:
+    """ensure_schema on a connection of its own: what a range does once before its workers
+    (they would race to create an empty database's schema)."""
+    database = connect(url)
+    try:
+        ensure_schema(database)
+    finally:
+        database.dispose()
+
+
 def ensure_schema(database: Database) -> None:
     """Create the schema in an empty database; refuse one older or newer than this code."""
     latest = latest_version(database)  # first: an install without migrations checks nothing
@@ -1308,30 +1318,14 @@ def read_outcomes(database: Database, business_date: str, *,
     """
     query = ("SELECT loan_id, installment_no, status, root_cause FROM installment_outcomes "
              "WHERE business_date = {}")
+    types = {"loan_id": pa.string(), "installment_no": pa.int64(), "status": pa.string(),
+             "root_cause": pa.string()}
     with reachable(database), database.engine.connect() as connection:
         run_id = connection.execute(sa.text(
             "SELECT run_id FROM installment_outcomes WHERE business_date = :d LIMIT 1"),
             {"d": business_date}).scalar()
-        if database.is_postgres:
-            cursor = connection.connection.driver_connection.cursor()
-            select = cursor.mogrify(query.format("%s"), (business_date,)).decode()
-            buffer = io.BytesIO()
-            cursor.copy_expert(f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER)", buffer)
-            cursor.close()
-            buffer.seek(0)
-            table = pa_csv.read_csv(
-                buffer, read_options=pa_csv.ReadOptions(block_size=block_bytes),
-                convert_options=pa_csv.ConvertOptions(
-                    column_types={"loan_id": pa.string(), "installment_no": pa.int64(),
-                                  "status": pa.string(), "root_cause": pa.string()},
-                    strings_can_be_null=True))
-        else:
-            rows = connection.exec_driver_sql(query.format("?"), (business_date,)).fetchall()
-            columns = list(zip(*rows)) or [(), (), (), ()]
-            table = pa.table({"loan_id": pa.array(columns[0], pa.string()),
-                              "installment_no": pa.array(columns[1], pa.int64()),
-                              "status": pa.array(columns[2], pa.string()),
-                              "root_cause": pa.array(columns[3], pa.string())})
+        table = _select_table(database, connection, query, (business_date,), types,
+                              block_bytes=block_bytes, strings_can_be_null=True)
     frame = table.to_pandas()
     frame["root_cause"] = frame["root_cause"].fillna("")
     return frame, run_id or ""
@@ -1433,22 +1427,34 @@ def read_borrower_failures(database: Database, date_from: str, date_to: str,
     columns = ["business_date", "borrower_id", "loan_id", "root_cause"]
     cause_list = ", ".join(f"'{cause}'" for cause in causes if re.fullmatch(r"[a-z_]+", cause))
     query = ("SELECT DISTINCT business_date, borrower_id, loan_id, root_cause "
-             "FROM installment_outcomes WHERE business_date BETWEEN {a} AND {b} "
+             "FROM installment_outcomes WHERE business_date BETWEEN {} AND {} "
              f"AND status IN ('unpaid', 'partially_paid') AND root_cause IN ({cause_list})")
     with reachable(database), database.engine.connect() as connection:
-        if database.is_postgres:
-            cursor = connection.connection.driver_connection.cursor()
-            select = cursor.mogrify(query.format(a="%s", b="%s"), (date_from, date_to)).decode()
-            buffer = io.BytesIO()
-            cursor.copy_expert(f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER)", buffer)
-            cursor.close()
-            buffer.seek(0)
-            table = pa_csv.read_csv(buffer, convert_options=pa_csv.ConvertOptions(
-                column_types={column: pa.string() for column in columns}))
-            return table.to_pandas().astype("str")
-        rows = connection.exec_driver_sql(query.format(a="?", b="?"),
-                                          (date_from, date_to)).fetchall()
-    return pd.DataFrame(rows, columns=columns, dtype="str")
+        table = _select_table(database, connection, query, (date_from, date_to),
+                              {column: pa.string() for column in columns})
+    return table.to_pandas().astype("str")
+
+
+def _select_table(database: Database, connection: Connection, query: str, params: tuple,
+                  types: dict[str, pa.DataType], *, block_bytes: int | None = None,
+                  strings_can_be_null: bool = False) -> pa.Table:
+    """The rows of `query` (one `{}` per parameter) as an Arrow table of `types`' columns, read
+    through the driver: COPY on PostgreSQL (a million rows through SQLAlchemy's row objects
+    take seconds), the sqlite3 cursor on SQLite."""
+    if database.is_postgres:
+        cursor = connection.connection.driver_connection.cursor()
+        select = cursor.mogrify(query.format(*["%s"] * len(params)), params).decode()
+        buffer = io.BytesIO()
+        cursor.copy_expert(f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER)", buffer)
+        cursor.close()
+        buffer.seek(0)
+        read = pa_csv.ReadOptions(block_size=block_bytes) if block_bytes else None
+        return pa_csv.read_csv(buffer, read_options=read, convert_options=pa_csv.ConvertOptions(
+            column_types=types, strings_can_be_null=strings_can_be_null))
+    rows = connection.exec_driver_sql(query.format(*["?"] * len(params)), params).fetchall()
+    values = list(zip(*rows)) or [()] * len(types)
+    return pa.table({name: pa.array(column, type_)
+                     for (name, type_), column in zip(types.items(), values)})
 
 
 def read_daily_actions(database: Database, date_from: str, date_to: str) -> pd.DataFrame:

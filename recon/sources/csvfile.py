@@ -88,6 +88,17 @@ def read_bytes(path: Path, display: str, max_bytes: int) -> bytes:
     return data
 
 
+def is_utf8_text(data: bytes) -> bool:
+    """Non-ASCII bytes that decode as UTF-8: text a declared legacy encoding would garble."""
+    if data.isascii():
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def transcode(data: bytes, encoding: str, display: str) -> bytes:
     """Bytes in a declared non-UTF-8 encoding -> UTF-8; undecodable bytes stay marked.
 
@@ -96,13 +107,8 @@ def transcode(data: bytes, encoding: str, display: str) -> bytes:
     non-ASCII text is refused: decoded as, say, GB18030 it would turn into mojibake that no row
     rule notices.
     """
-    if not data.isascii():
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            raise InputRefused(
+    if is_utf8_text(data):
+        raise InputRefused(
                 f"the control file declares encoding {encoding}, but the bytes are UTF-8 text",
                 file=display, next_step="correct or remove encoding= in the control file")
     try:

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from recon.profiles import Profile
-from recon.sources.csvfile import BAD_BYTES_REASON, refuse_binary
+from recon.sources.csvfile import BAD_BYTES_REASON, is_utf8_text, refuse_binary
 from recon.sources.native.text import Lines, NativeFileError, decode_bom, sort_lines, take_lines
 
 
@@ -22,13 +22,8 @@ def to_utf8(data: bytes, encoding: str, display: str) -> bytes:
     (their records are rejected)."""
     if codecs.lookup(encoding).name == "utf-8":
         return decode_bom(data, "utf-8")
-    if not data.isascii():
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            raise NativeFileError(f"{display}: the profile says encoding {encoding}, but the "
+    if is_utf8_text(data):
+        raise NativeFileError(f"{display}: the profile says encoding {encoding}, but the "
                                   f"bytes are UTF-8 text")
     text = data.decode(encoding, errors="surrogateescape").removeprefix("\ufeff")
     return text.encode("utf-8", errors="surrogatepass")
