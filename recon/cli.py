@@ -22,7 +22,8 @@ from recon.contract import ExitCode
 from recon.errors import ReconError
 from recon.profiles import load_profile, load_profiles
 from recon.sinks.safety import mask_cards_in_text
-from recon.report import ACTIONS_BY_DAY_COLUMNS, make_report
+from recon.report.folder import make_report
+from recon.report.trend import ACTIONS_BY_DAY_COLUMNS
 from recon.signals import Interrupted
 from recon.sinks import database as db
 from recon.summary import render_summary

@@ -1,4 +1,4 @@
-"""The trend report's tables over stored results (recon.report.build_trend). Pure."""
+"""The trend report's tables over stored results (recon.report.trend.build_trend). Pure."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import datetime as dt
 
 import pandas as pd
 
-from recon.report import build_trend
+from recon.report.page import render_html
+from recon.report.trend import build_trend
 
 GROUP_COLUMNS = ["business_date", "root_cause", "gateway", "status", "installments", "amount_due",
                  "amount_outstanding"]
@@ -19,6 +20,8 @@ def test_dates_without_results_give_empty_tables_not_a_crash():
     runs = pd.DataFrame({column: pd.Series(dtype="str") for column in RUN_COLUMNS})
     trend = build_trend(groups, runs, dt.date(2026, 11, 1), dt.date(2026, 11, 2))
     assert trend.by_day.empty and trend.by_gateway.empty and trend.by_root_cause.empty
+    page = render_html(trend, generated_at="2026-11-03T08:00:00+08:00", source="sqlite:///r.db")
+    assert page.count("no run</text>") == 2
 
 
 def test_a_day_with_every_installment_collected_has_rate_zero():
