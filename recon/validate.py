@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from recon.contract import BINDING_STATUSES, CONFIRM_STATUSES, SETTLEMENT_STATUSES
 from recon.frames import arrow_strings, dictionary_codes
 from recon.sinks.safety import mask_cards
-from recon.sources.csvfile import RawTable, empty_rejects
+from recon.sources.rawtable import RawTable, empty_rejects
 
 AMOUNT_PATTERN = r"0*[0-9]{1,12}(?:\.[0-9]{1,2})?"  # leading zeros do not count
 TIMESTAMP_PATTERN = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"

@@ -25,8 +25,10 @@ from recon.config import Settings
 from recon.errors import InputRefused
 from recon.profiles import Profiles, load_profiles
 from recon.sinks.safety import mask_cards_in_text
-from recon.sources import csvfile
-from recon.sources.csvfile import RawTable, read_bytes, read_csv
+from recon.sources import filebytes
+from recon.sources.csvfile import read_csv
+from recon.sources.filebytes import read_bytes
+from recon.sources.rawtable import RawTable
 
 log = logging.getLogger("recon")
 
@@ -239,7 +241,7 @@ def _check_reject_rate(validated: v.Validated, settings: Settings) -> None:
 def _likely_cause(rejects: pd.DataFrame) -> tuple[str, str]:
     """What a file with mostly one kind of reject probably is, and what to do about it."""
     most = len(rejects) / 2
-    bad_bytes = rejects["reason"].str.startswith(csvfile.BAD_BYTES_REASON)
+    bad_bytes = rejects["reason"].str.startswith(filebytes.BAD_BYTES_REASON)
     if bad_bytes.sum() > most:
         return ("; the file does not look like UTF-8 (GB18030?)",
                 "a settlement file declares its encoding in its .ctl (encoding=gb18030); "
@@ -411,7 +413,7 @@ def _load_settlement(gateway: str, csv_path: Path, ctl_path: Path, context: v.Ru
                        data=data, columns=v.SETTLEMENT.columns, cuttable=v.SETTLEMENT.cuttable)
         _require_columns(raw, v.SETTLEMENT)
     except InputRefused as exc:
-        misread = "" if csvfile.is_utf8(encoding) or exc.line != 1 else \
+        misread = "" if filebytes.is_utf8(encoding) or exc.line != 1 else \
             f" (read as {encoding}, the encoding {ctl_path.name} declares: is it the right one?)"
         raise _NotArrived(f"refused: {exc}{misread}", digest) from None
     if raw.records != declared_records:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from recon.errors import InputRefused
-from recon.sources.csvfile import read_bytes, read_csv
+from recon.sources.csvfile import read_csv
+from recon.sources.filebytes import read_bytes
 
 LIMITS = {"max_bytes": 1 << 20, "max_field_chars": 100, "max_columns": 10,
           "block_bytes": 16 << 20}

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from recon import validate as v
-from recon.sources.csvfile import RawTable
+from recon.sources.rawtable import RawTable
 
 D = dt.date(2026, 11, 27)
 CONTEXT = v.RuleContext(D, ZoneInfo("Asia/Shanghai"))

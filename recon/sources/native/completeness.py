@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from recon.profiles import Profile, expand_date
-from recon.sources.csvfile import read_bytes
+from recon.sources.filebytes import read_bytes
 from recon.sources.inbox import MAX_CONTROL_BYTES, _NotArrived, gateway_key, parse_control
 from recon.sources.native.values import amount_to_fen
 

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from recon.profiles import Profile
-from recon.sources.csvfile import BAD_BYTES_REASON, is_utf8_text, refuse_binary
+from recon.sources.filebytes import BAD_BYTES_REASON, is_utf8_text, refuse_binary
 from recon.sources.native.text import Lines, NativeFileError, decode_bom, sort_lines, take_lines
 
 

@@ -26,7 +26,7 @@ from lxml import etree
 from recon import validate as v
 from recon.validate import amount_fen
 from recon.profiles import Constant, Profile
-from recon.sources.csvfile import RawTable
+from recon.sources.rawtable import RawTable
 from recon.sources.native.text import NativeFileError
 
 PROLOG_BYTES = 1 << 16
