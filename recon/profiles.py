@@ -17,9 +17,10 @@ from typing import Literal, Union
 from pydantic import (BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError,
                       field_validator, model_validator)
 
-from recon.codes import CodeMap, DEFAULT_SCHEMES, normalise_code, normalise_scheme, read_overrides
+from recon.codes import CodeMap, DEFAULT_SCHEMES, normalise_scheme, read_overrides
 from recon.contract import RootCause
 from recon.errors import UsageError
+from recon.timetext import date_placeholders, time_pattern, zone_of
 
 SETTLEMENT_COLUMNS = ("gateway_txn_id", "instruction_id", "amount", "status", "response_code",
                       "response_msg", "txn_time")
@@ -268,71 +269,11 @@ class Profile(_Strict):
         return words
 
 
-OFFSET = re.compile(r"^(?:UTC|GMT)?([+-])([0-9]{2}):?([0-9]{2})$")
-
-
-def zone_of(name: str):
-    """A time zone name (Asia/Shanghai) or a fixed offset (+08:00, UTC+0800)."""
-    import datetime as dt
-    from zoneinfo import ZoneInfo
-
-    offset = OFFSET.match(name.strip())
-    if offset:
-        sign, hours, minutes = offset.groups()
-        delta = dt.timedelta(hours=int(hours), minutes=int(minutes))
-        return dt.timezone(-delta if sign == "-" else delta)
-    return ZoneInfo(name)
-
-
 def _compile(pattern: str) -> re.Pattern:
     try:
         return re.compile(pattern)
     except re.error as exc:
         raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
-
-
-# --- date placeholders and time patterns -------------------------------------------------------
-
-PLACEHOLDER = re.compile(r"\{D(?::([^}]*))?\}")
-
-
-def date_placeholders(pattern: str) -> None:
-    stripped = PLACEHOLDER.sub("", pattern)
-    if "{" in stripped or "}" in stripped:
-        raise ValueError(f"{pattern!r}: the only placeholder is {{D}} or {{D:%Y%m%d}} "
-                         f"(the business date in strftime form)")
-
-
-def expand_date(pattern: str, business_date) -> str:
-    return PLACEHOLDER.sub(lambda m: business_date.strftime(m.group(1) or "%Y-%m-%d"), pattern)
-
-
-JAVA_TOKENS = [("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"),
-               ("ss", "%S")]
-
-
-def time_pattern(value: str) -> str:
-    """A profile's time_format -> strptime format ('' for contract / iso)."""
-    if value in ("contract", "iso"):
-        return ""
-    if "%" in value:
-        return value
-    out, rest = "", value
-    while rest:
-        for token, directive in JAVA_TOKENS:
-            if rest.startswith(token):
-                out += directive
-                rest = rest[len(token):]
-                break
-        else:
-            if rest[0].isalpha():
-                raise ValueError(f"{value!r}: unknown letter {rest[0]!r}; use yyyy MM dd HH mm "
-                                 f"ss (or a strftime pattern such as %Y%m%d%H%M%S)")
-            out += rest[0].replace("%", "%%")
-            rest = rest[1:]
-    if "%Y" not in out or "%m" not in out or "%d" not in out:
-        raise ValueError(f"{value!r}: a timestamp format needs at least yyyy, MM and dd")
-    return out
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -465,4 +406,4 @@ def with_profile_codes(codes: CodeMap, profiles: Profiles) -> CodeMap:
 
 
 __all__ = ["Profile", "Profiles", "load_profiles", "load_profile", "with_profile_codes",
-           "expand_date", "time_pattern", "normalise_code", "SETTLEMENT_COLUMNS"]
+           "SETTLEMENT_COLUMNS"]

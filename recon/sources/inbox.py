@@ -29,6 +29,7 @@ from recon.sources import filebytes
 from recon.sources.csvfile import read_csv
 from recon.sources.filebytes import read_bytes
 from recon.sources.rawtable import RawTable
+from recon.timetext import expand_date
 
 log = logging.getLogger("recon")
 
@@ -331,8 +332,6 @@ def _expected_file(profiles: Profiles, gateway: str, business_date: dt.date) -> 
     profile = profiles.get(gateway)
     if profile is None:
         return f"settlement_{gateway}.csv", "no settlement file"
-    from recon.profiles import expand_date
-
     pattern = expand_date(profile.file_pattern(), business_date)
     return pattern, f"no file matching {pattern!r} (its profile {profile.source.name})"
 

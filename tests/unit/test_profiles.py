@@ -7,7 +7,8 @@ import pytest
 from recon.codes import CodeMap
 from recon.contract import RootCause
 from recon.errors import UsageError
-from recon.profiles import load_profile, load_profiles, time_pattern, with_profile_codes
+from recon.profiles import load_profile, load_profiles, with_profile_codes
+from recon.timetext import time_pattern
 
 GOOD = '''
 gateway = "ALIPAY"

@@ -22,8 +22,7 @@ import pyarrow.compute as pc
 from recon import validate as v
 from recon.config import Settings
 from recon.errors import InputRefused
-from recon.profiles import OPTIONAL_COLUMNS, SETTLEMENT_COLUMNS, Constant, Profile, Profiles, \
-    expand_date
+from recon.profiles import OPTIONAL_COLUMNS, SETTLEMENT_COLUMNS, Constant, Profile, Profiles
 from recon.sources.csvfile import read_csv
 from recon.sources.filebytes import read_bytes
 from recon.sources.inbox import _NotArrived
@@ -31,6 +30,7 @@ from recon.sources.native.completeness import Facts, prove, side_file
 from recon.sources.native.text import NativeFileError, unwrap
 from recon.sources.native.values import settlement_spec
 from recon.sources.rawtable import RawTable, empty_rejects
+from recon.timetext import expand_date
 
 
 @dataclass

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from recon.profiles import Profile, expand_date
+from recon.profiles import Profile
 from recon.sources.filebytes import read_bytes
 from recon.sources.inbox import MAX_CONTROL_BYTES, _NotArrived, gateway_key, parse_control
 from recon.sources.native.values import amount_to_fen
+from recon.timetext import expand_date
 
 NUMBER = re.compile(r"[0-9][0-9,]*(?:\.[0-9]+)?")
 

@@ -17,7 +17,8 @@ import pyarrow.compute as pc
 
 from recon import validate as v
 from recon.frames import arrow_strings
-from recon.profiles import Profile, time_pattern, zone_of
+from recon.profiles import Profile
+from recon.timetext import time_pattern, zone_of
 
 CURRENCY_AROUND = r"^(?:[¥￥]|RMB|CNY)\s*|\s*(?:元|RMB|CNY)$"
 GROUPED = r"^[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$"
