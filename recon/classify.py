@@ -23,7 +23,7 @@ from recon.contract import (
     SettlementExceptionKind,
     Status,
 )
-from recon.frames import arrow_strings, dictionary_codes
+from recon.frames import arrow_strings, dictionary_codes, yuan_text
 
 KEY = ["loan_id", "installment_no"]
 R = RootCause
@@ -115,6 +115,10 @@ class IdCodes:
     instruction_code: np.ndarray  # per instruction row ...
     settlement_instruction_code: np.ndarray  # ... and per settlement row, over one dictionary
     instruction_ids: int  # the size of that dictionary
+    # Every binding row's loan code, loans of other days included (the watchlist lists them),
+    # and the loan ids the codes index.
+    loan_of_every_binding: np.ndarray | None = None
+    loan_ids: pa.Array | None = None
 
 
 def encode_ids(installments: pd.DataFrame, instructions: pd.DataFrame, bindings: pd.DataFrame,
@@ -123,12 +127,13 @@ def encode_ids(installments: pd.DataFrame, instructions: pd.DataFrame, bindings:
     hashing releases the GIL)."""
     def loans():
         return shared_codes(installments["loan_id"], instructions["loan_id"],
-                            bindings["loan_id"])[0]
+                            bindings["loan_id"])
 
     loan_job = executor.submit(loans) if executor is not None else None
     instruction_code, settlement_code, instruction_ids = encode_instruction_ids(instructions,
                                                                                 settlements)
-    of_installment, of_instruction, of_binding = loan_job.result() if loan_job else loans()
+    (of_installment, of_instruction, of_binding), loan_ids = \
+        loan_job.result() if loan_job else loans()
     # Bindings of loans with nothing due or instructed on D are never consulted. Codes follow
     # first appearance, so those loans' codes are the ones past the installments' and
     # instructions' own.
@@ -136,7 +141,7 @@ def encode_ids(installments: pd.DataFrame, instructions: pd.DataFrame, bindings:
                        int(of_instruction.max(initial=-1))) + 1
     return IdCodes(of_installment, of_instruction,
                    np.where(of_binding < loans_of_day, of_binding, NO_ROW),
-                   instruction_code, settlement_code, instruction_ids)
+                   instruction_code, settlement_code, instruction_ids, of_binding, loan_ids)
 
 
 def encode_instruction_ids(instructions: pd.DataFrame,
@@ -557,10 +562,9 @@ def bound_at(loans: np.ndarray, moments_ns: np.ndarray, loan_of_binding: np.ndar
 
 def fmt_yuan(fen: pd.Series) -> pd.Series:
     """Integer fen -> `1234.50` (exact; negative amounts keep their sign)."""
-    fen = fen.astype("int64")
-    magnitude = fen.abs()
-    text = (magnitude // 100).astype(str) + "." + (magnitude % 100).astype(str).str.zfill(2)
-    return text.where(fen >= 0, "-" + text)
+    text = yuan_text(fen.to_numpy(np.int64)).to_pandas()
+    text.index = fen.index
+    return text
 
 
 def fmt_local(moments: pd.Series, tz: ZoneInfo) -> pd.Series:

@@ -35,3 +35,31 @@ def dictionary_codes(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa
     codes = np.concatenate([chunk.indices.to_numpy(zero_copy_only=False)
                             for chunk in encoded.chunks]).astype(np.int64)
     return codes, encoded.chunk(0).dictionary
+
+
+def yuan_text(fen: np.ndarray, *, thousands: bool = False) -> pa.Array:
+    """Integer fen -> `1234.50` (or `1,234.50` with `thousands`) as Arrow strings, exact and
+    column-wise: pandas' string concatenation and regex replacement visit every value in Python
+    (a second per million amounts)."""
+    fen = np.asarray(fen, dtype=np.int64)
+    magnitude = np.abs(fen)
+    whole = magnitude // 100
+    if not thousands:
+        text = pc.cast(pa.array(whole), pa.string())
+    else:
+        # From the right, a group of three digits at a time, zero-padded below the top group.
+        text, rest = _digit_group(whole), whole // 1000
+        while rest.any():
+            more = pa.array(rest > 0)
+            text = pc.if_else(more, pc.binary_join_element_wise(_digit_group(rest), text, ","),
+                              text)
+            rest = rest // 1000
+    cents = pc.utf8_lpad(pc.cast(pa.array(magnitude % 100), pa.string()), 2, "0")
+    text = pc.binary_join_element_wise(text, cents, ".")
+    return pc.if_else(pa.array(fen < 0), pc.binary_join_element_wise("-", text, ""), text)
+
+
+def _digit_group(number: np.ndarray) -> pa.Array:
+    """The last three digits of each number, zero-padded where more digits come before them."""
+    group = pc.cast(pa.array(number % 1000), pa.string())
+    return pc.if_else(pa.array(number >= 1000), pc.utf8_lpad(group, 3, "0"), group)

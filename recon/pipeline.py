@@ -267,7 +267,7 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
         suspected = outages_job.result()
         with phases("act", business_date, run_id):
             watch = watchlist(outcomes, inputs.bindings, history_job.result(), business_date,
-                              settings.tz)
+                              settings.tz, ids)
             report.watchlist_risks = {str(k): int(v) for k, v in
                                       watch["risk"].value_counts().sort_index().items()}
             # The clock is read here, once: the notices' earliest send time follows from it.

@@ -18,8 +18,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from recon.classify import day_start_utc, fmt_local, nanos, shared_codes
+from recon.classify import IdCodes, day_start_utc, fmt_local, nanos, shared_codes
 from recon.contract import ROOT_CAUSE_ZH, RootCause, Status
 from recon.notices import card_last_four
 
@@ -58,13 +59,14 @@ def history_window(business_date: dt.date) -> tuple[dt.date, dt.date]:
 
 
 def watchlist(outcomes: pd.DataFrame, bindings: pd.DataFrame, history: pd.DataFrame,
-              business_date: dt.date, tz: ZoneInfo) -> pd.DataFrame:
+              business_date: dt.date, tz: ZoneInfo, ids: IdCodes | None = None) -> pd.DataFrame:
     """The watchlist of D (WATCHLIST_COLUMNS, as text), sorted by risk, loan, borrower.
 
     `history`: HISTORY_COLUMNS, the stored failures with a REPEAT_CAUSES cause of the dates in
-    history_window (the database sink's read_borrower_failures).
+    history_window (the database sink's read_borrower_failures). `ids`: the day's encode_ids,
+    whose loan codes `outcomes` carry (`loan_code`); without it the loans are encoded here.
     """
-    parts = [binding_risks(outcomes, bindings, business_date, tz),
+    parts = [binding_risks(outcomes, bindings, business_date, tz, ids),
              repeated_failures(outcomes, history, business_date)]
     rows = pd.concat(parts, ignore_index=True)
     rows["rank"] = rows["risk"].map({risk: rank for rank, risk in enumerate(RISKS)})
@@ -78,23 +80,38 @@ def _empty() -> pd.DataFrame:
                          for column in WATCHLIST_COLUMNS if column != "business_date"})
 
 
+def _loan_codes(outcomes: pd.DataFrame, bindings: pd.DataFrame,
+                ids: IdCodes | None) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """Loan codes of the bindings and of the outcomes over one dictionary, and the dictionary:
+    the day's (encoding 2M loan ids again costs a second) when `ids` has them."""
+    if ids is not None and ids.loan_ids is not None and "loan_code" in outcomes.columns:
+        return ids.loan_of_every_binding, outcomes["loan_code"].to_numpy(np.int64), ids.loan_ids
+    (of_binding, of_outcome), dictionary = shared_codes(bindings["loan_id"], outcomes["loan_id"])
+    return of_binding, of_outcome, dictionary
+
+
 def binding_risks(outcomes: pd.DataFrame, bindings: pd.DataFrame, business_date: dt.date,
-                  tz: ZoneInfo) -> pd.DataFrame:
+                  tz: ZoneInfo, ids: IdCodes | None = None) -> pd.DataFrame:
     """`no_active_binding` and `binding_ended` rows."""
     day = business_date.isoformat()
     start = day_start_utc(business_date, tz).value
     end = day_start_utc(business_date + dt.timedelta(days=1), tz).value
-    (loan_of_binding, loan_of_outcome), dictionary = shared_codes(bindings["loan_id"],
-                                                                  outcomes["loan_id"])
+    loan_of_binding, loan_of_outcome, dictionary = _loan_codes(outcomes, bindings, ids)
     n_loans = len(dictionary)
-    loan_ids = pd.Series(dictionary.to_pandas(), dtype="str") if n_loans else \
-        pd.Series([], dtype="str")
+
+    def loan_ids(codes: np.ndarray) -> np.ndarray:
+        return dictionary.take(pa.array(codes, type=pa.int64())).to_numpy(zero_copy_only=False)
+
     bound = nanos(bindings["bound_at"])
     open_ended = bindings["unbound_at"].isna().to_numpy()
     unbound = nanos(bindings["unbound_at"])
     active_at_end = (bound <= end) & (open_ended | (unbound > end))
     has_active = np.bincount(loan_of_binding[active_at_end], minlength=n_loans) > 0
     has_binding = np.bincount(loan_of_binding, minlength=n_loans) > 0
+    # The loans considered: those of the bindings file and those due on D (the day's shared
+    # dictionary also holds loans only instructed).
+    considered = has_binding.copy()
+    considered[loan_of_outcome] = True
     borrower = np.full(n_loans, "", dtype=object)
     # A loan's borrower is known when it has something due on D (first installment's borrower).
     first_seen = pd.Series(np.arange(len(outcomes))).groupby(loan_of_outcome).first() \
@@ -105,7 +122,7 @@ def binding_risks(outcomes: pd.DataFrame, bindings: pd.DataFrame, business_date:
     # The binding each listed loan's evidence names: the active one at the end of D, else the
     # one bound last (of two bound at once, the later in the file). Only the bindings of loans
     # listed below are sorted: at 1M bindings, few.
-    missing = np.flatnonzero(~has_active)
+    missing = np.flatnonzero(~has_active & considered)
     ended_rows = np.flatnonzero(~open_ended & (unbound >= start) & (unbound < end))
     listed = np.zeros(n_loans, dtype=bool)
     listed[missing] = True
@@ -136,8 +153,7 @@ def binding_risks(outcomes: pd.DataFrame, bindings: pd.DataFrame, business_date:
     state = np.where(ended != "", " " + status + " since " + ended,
                      " bound only from " + fmt_local(picked["bound_at"], tz).to_numpy())
     no_active = pd.DataFrame({
-        "loan_id": np.concatenate([loan_ids.to_numpy()[with_rows],
-                                   loan_ids.to_numpy()[without_rows]]),
+        "loan_id": np.concatenate([loan_ids(with_rows), loan_ids(without_rows)]),
         "borrower_id": np.concatenate([borrower[with_rows], borrower[without_rows]]),
         "risk": NO_ACTIVE_BINDING,
         "evidence": np.concatenate([
@@ -153,7 +169,7 @@ def binding_risks(outcomes: pd.DataFrame, bindings: pd.DataFrame, business_date:
     now_active = describe(shown_row[loans]).to_numpy()
     ended_bindings = bindings.iloc[ended_rows]
     binding_ended = pd.DataFrame({
-        "loan_id": loan_ids.to_numpy()[loans] if len(loans) else np.zeros(0, dtype=object),
+        "loan_id": loan_ids(loans) if len(loans) else np.zeros(0, dtype=object),
         "borrower_id": borrower[loans],
         "risk": BINDING_ENDED,
         "evidence": describe(ended_rows).to_numpy() + " "

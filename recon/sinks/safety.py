@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from recon.frames import arrow_strings
@@ -17,11 +19,17 @@ GROUP = re.compile(r"\d+")
 # (RE2 syntax, run by Arrow over the whole column).
 CARD_SUSPECT = r"\p{Nd}(?:[ -]?\p{Nd}){12}"
 CARD_DIGITS = range(13, 20)
+# A group of 20 or more digits is never part of a card number (an instruction id, an order
+# number): suspects left with 13 digits once such groups are blanked out are the ones visited.
+LONG_GROUP = r"\p{Nd}{20,}"
 # Ids are kept byte for byte, card-shaped or not (a loan id may pass Luhn); every other column
 # of every output is text that may carry a card number and goes through the rule below.
+# A notice's id, its content digest (hex: one in a few hundred holds a Luhn-valid 13-digit run)
+# and its list of `loan_id/installment_no/cause` items are ids too.
 ID_COLUMNS = frozenset({"loan_id", "installment_no", "borrower_id", "binding_id",
                         "instruction_id", "gateway_txn_id", "account_token",
-                        "loan_id/installment_no", "run_id"})
+                        "loan_id/installment_no", "run_id", "created_run_id",
+                        "cancelled_run_id", "notice_id", "content_key", "installments"})
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 NUMBER = r"[+-]?[0-9]+(?:\.[0-9]+)?"
 
@@ -81,8 +89,15 @@ def mask_cards_in_text(text: str) -> str:
 def mask_cards(values: pd.Series) -> pd.Series:
     """`mask_cards_in_text` over a column; only the few values with a long digit run are visited."""
     values = values.astype("str")
-    suspect = pc.fill_null(pc.match_substring_regex(arrow_strings(values), CARD_SUSPECT),
+    text = arrow_strings(values)
+    suspect = pc.fill_null(pc.match_substring_regex(text, CARD_SUSPECT),
                            False).to_numpy(zero_copy_only=False)
+    if not suspect.any():
+        return values
+    rows = np.flatnonzero(suspect)
+    blanked = pc.replace_substring_regex(text.take(pa.array(rows)), LONG_GROUP, "_")
+    suspect[rows] = pc.fill_null(pc.match_substring_regex(blanked, CARD_SUSPECT),
+                                 False).to_numpy(zero_copy_only=False)
     if not suspect.any():
         return values
     masked = values.copy()

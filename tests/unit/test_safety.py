@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recon.sinks.safety import (defuse_formulas, luhn_valid, mask_cards, mask_cards_in_text,
                                 safe_frame)
@@ -129,3 +131,25 @@ def test_run_ids_print_as_they_are_in_masked_text():
     for _ in range(2000):
         run_id = new_run_id()
         assert mask_cards_in_text(f"run {run_id} done") == f"run {run_id} done"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.text(alphabet="0123456789０１２ -/a元", min_size=0, max_size=60), max_size=8),
+       st.sampled_from(["", "6222021234567890", "4111 1111 1111 1111", "6258070000111129"]))
+def test_the_column_prefilters_never_skip_a_value_the_text_rule_would_mask(texts, card):
+    """mask_cards visits only suspects (13 digits, then again with 20-digit groups blanked):
+    on any column it gives what mask_cards_in_text gives value by value."""
+    values = pd.Series([text + card + text[::-1] for text in texts] + [card + "1" * 20 + card],
+                       dtype="str")
+    assert mask_cards(values).tolist() == [mask_cards_in_text(text) for text in values]
+
+
+def test_notice_ids_digests_and_item_lists_are_ids_kept_as_they_are():
+    """A content digest is hex: one in a few hundred holds a Luhn-valid 13-digit run."""
+    digest = "4089cb4210700097732b3e296d4f9a41"
+    frame = safe_frame(pd.DataFrame({"content_key": [digest], "notice_id": ["x-6222021234567890"],
+                                     "installments": ["6222021234567890/1/card_unbound"],
+                                     "message": ["卡4111111111111111"]}))
+    assert frame.iloc[0].tolist()[:3] == [digest, "x-6222021234567890",
+                                         "6222021234567890/1/card_unbound"]
+    assert frame.iloc[0]["message"] == "卡411111******1111"
