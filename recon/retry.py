@@ -37,11 +37,14 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from recon.classify import fmt_local, fmt_yuan, isin, nanos
 from recon.contract import RETRY_PLAN_COLUMNS, RootCause, SettlementExceptionKind, Status
 from recon.errors import UsageError
+from recon.frames import arrow_strings, yuan_text
 
 R = RootCause
 Action = Literal["retry", "retry_other_gateway", "query_gateway", "wait_for_file",
@@ -291,6 +294,13 @@ def incident_ends(gateways: pd.Series, sent_at: pd.Series, incidents: pd.DataFra
     return ends
 
 
+# The outcome columns the plan reads (only these are copied for the rows not paid).
+PLAN_INPUTS = ["loan_id", "installment_no", "borrower_id", "loan_code", "status", "root_cause",
+               "amount_due", "amount_settled", "days_past_due", "attempts",
+               "attempts_awaiting_file", "attempts_unanswered", "gateway", "deciding_gateway",
+               "deciding_sent_at", "latest_created_at"]
+
+
 def plan_retries(outcomes: pd.DataFrame, *, bindings: pd.DataFrame, loan_of_binding: np.ndarray,
                  incidents: pd.DataFrame, duplicates: pd.DataFrame, instructions: pd.DataFrame,
                  earlier_attempts: pd.DataFrame, clean_gateways: list[str],
@@ -304,14 +314,14 @@ def plan_retries(outcomes: pd.DataFrame, *, bindings: pd.DataFrame, loan_of_bind
     preferred first. `now`: an aware datetime, when the plan is made.
     """
     now_ns = pd.Timestamp(now).tz_convert("UTC").value
-    rows = outcomes[outcomes["status"] != Status.PAID.value]
+    rows = outcomes.loc[(outcomes["status"] != Status.PAID.value).to_numpy(), PLAN_INPUTS]
     n = len(rows)
-    status = rows["status"].to_numpy(object)
-    cause = rows["root_cause"].to_numpy(object)
+    # Text columns stay Arrow-backed: compared column-wise, never turned into Python objects.
+    status, cause = rows["status"], rows["root_cause"]
     # Policy per row, through the handful of causes (no per-row Python).
     causes = {cause_.value: policy.causes[cause_] for cause_ in RootCause}
 
-    cause_code, cause_names = pd.factorize(pd.Series(cause, dtype=object))
+    cause_code, cause_names = pd.factorize(cause)
     cause_names = [str(name) for name in cause_names]
 
     def by_cause(values: dict, default, dtype):
@@ -349,20 +359,19 @@ def plan_retries(outcomes: pd.DataFrame, *, bindings: pd.DataFrame, loan_of_bind
     rebound = rebound_bindings(rows, bindings, loan_of_binding, failed_at, now_ns)
     rebind_cap = np.where(cap_value >= 1, cap_value, REBIND_MAX_ATTEMPTS)
 
-    overpaid = status == Status.OVERPAID.value
+    overpaid = (status == Status.OVERPAID.value).to_numpy(bool)
     # Duplicate debits are refunded row by row (below); an overpaid installment's own refund is
     # what its duplicates do not already return.
     duplicated = _duplicated_per_installment(rows, duplicates, instructions)
     due, settled = rows["amount_due"].to_numpy(np.int64), rows["amount_settled"].to_numpy(np.int64)
     refund_left = np.maximum(settled - due - duplicated, 0)
     covered = overpaid & (refund_left == 0)
-    awaiting = (cause == R.SETTLEMENT_PENDING.value) | (rows["attempts_awaiting_file"]
-                                                       .to_numpy(np.int64) > 0)
-    unanswered = (cause == R.NO_SETTLEMENT_RECORD.value) | (rows["attempts_unanswered"]
-                                                           .to_numpy(np.int64) > 0)
+    awaiting = (cause == R.SETTLEMENT_PENDING.value).to_numpy(bool) | (
+        rows["attempts_awaiting_file"].to_numpy(np.int64) > 0)
+    unanswered = (cause == R.NO_SETTLEMENT_RECORD.value).to_numpy(bool) | (
+        rows["attempts_unanswered"].to_numpy(np.int64) > 0)
     rebind_retry = (rebound >= 0) & on_rebind & (attempts < rebind_cap)
     gateway = rows["deciding_gateway"].where(rows["deciding_gateway"] != "", rows["gateway"])
-    gateway = gateway.to_numpy(object)
     other = _other_gateway(gateway, clean_gateways)
     outage_retry = (action == "retry_other_gateway") & (other == "")
     is_debit = np.isin(action, DEBITS)
@@ -388,13 +397,13 @@ def plan_retries(outcomes: pd.DataFrame, *, bindings: pd.DataFrame, loan_of_bind
     when = np.where(debit, when, now_ns)
     timed = debit | np.isin(choice, ("query_gateway", "refund"))
 
-    planned_gateway = np.where(choice == "retry_other_gateway", other,
-                               np.where(np.isin(choice, ("wait_for_borrower", "none")), "",
-                                        gateway)).astype(object)
-    binding_id = np.full(n, "", dtype=object)
-    if len(bindings):
-        ids = bindings["binding_id"].to_numpy(object)
-        binding_id = np.where(rebind_retry & (step == "rebind"), ids[np.maximum(rebound, 0)], "")
+    planned_gateway = pd.Series(other, index=rows.index, dtype="str").where(
+        choice == "retry_other_gateway",
+        gateway.where(~np.isin(choice, ("wait_for_borrower", "none")), ""))
+    binding_id = pd.Series("", index=rows.index, dtype="str")
+    rebinds = np.flatnonzero(rebind_retry & (step == "rebind"))
+    if len(bindings) and rebinds.size:
+        binding_id.iloc[rebinds] = bindings["binding_id"].iloc[rebound[rebinds]].to_numpy()
     amount = np.where(overpaid, refund_left, due - settled)
     has_amount = debit | (choice == "refund")
     shown_cap = np.where(debit | (step == "cap"),
@@ -405,27 +414,44 @@ def plan_retries(outcomes: pd.DataFrame, *, bindings: pd.DataFrame, loan_of_bind
     plan = pd.DataFrame({
         "business_date": business_date.isoformat(),
         "subject": "installment",
-        "loan_id": rows["loan_id"].to_numpy(object),
-        "installment_no": rows["installment_no"].astype(str).to_numpy(object),
-        "borrower_id": rows["borrower_id"].to_numpy(object),
+        "loan_id": rows["loan_id"],
+        "installment_no": rows["installment_no"].astype("str"),
+        "borrower_id": rows["borrower_id"],
         "status": status,
         "root_cause": cause,
-        "days_past_due": rows["days_past_due"].astype(str).to_numpy(object),
-        "action": choice,
-        "not_before": _format_local(when, timed, tz),
+        "days_past_due": rows["days_past_due"].astype("str"),
+        "action": pd.Series(choice, index=rows.index, dtype="str"),
+        "not_before": pd.Series(_format_local(when, timed, tz), index=rows.index, dtype="str"),
         "gateway": planned_gateway,
         "binding_id": binding_id,
-        "amount": np.where(has_amount, fmt_yuan(pd.Series(amount, dtype="int64")).to_numpy(object)
-                           if n else amount, ""),
-        "attempts": attempts.astype(str),
-        "max_attempts": np.where(shown_cap >= 1, shown_cap.astype(str), ""),
+        "amount": fmt_yuan(pd.Series(amount, index=rows.index, dtype="int64")).where(
+            has_amount, ""),
+        "attempts": pd.Series(attempts, index=rows.index).astype("str"),
+        "max_attempts": pd.Series(shown_cap, index=rows.index).astype("str").where(
+            shown_cap >= 1, ""),
         "instruction_id": "",
         "gateway_txn_id": "",
-        "reason": reason,
+        "reason": _series(reason, rows.index),
     })
-    plan = plan.sort_values(["action", "loan_id", "installment_no"], kind="stable")
+    # Sorted by integer codes: the action's rank among the plan's actions, the loan id's rank
+    # among its ids (sorting the text itself costs a third of a second at 250k rows).
+    order = np.lexsort((_ranks(plan["installment_no"]), _ranks(rows["loan_id"]),
+                        _ranks(plan["action"])))
+    plan = plan.iloc[order]
     refunds = _duplicate_refunds(duplicates, instructions, outcomes, business_date, now_ns, tz)
     return pd.concat([plan, refunds], ignore_index=True)[RETRY_PLAN_COLUMNS]
+
+
+def _series(text: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
+    series = text.to_pandas()
+    series.index = index
+    return series
+
+
+def _ranks(values: pd.Series) -> np.ndarray:
+    """Each value's rank in the sorted distinct values (equal values, equal ranks)."""
+    codes, distinct = pd.factorize(values, sort=True)
+    return codes
 
 
 def _earlier(rows: pd.DataFrame, earlier_attempts: pd.DataFrame) -> np.ndarray:
@@ -439,96 +465,118 @@ def _earlier(rows: pd.DataFrame, earlier_attempts: pd.DataFrame) -> np.ndarray:
     return totals.reindex(key).fillna(0).to_numpy(np.int64)
 
 
-def _other_gateway(gateways: np.ndarray, clean: list[str]) -> np.ndarray:
+def _other_gateway(gateways: pd.Series, clean: list[str]) -> np.ndarray:
     """Per row, the first clean gateway that is not the row's own ("" when there is none)."""
     other = np.full(len(gateways), "", dtype=object)
-    upper = pd.Series(gateways, dtype="str").str.upper().to_numpy(object)
+    upper = gateways.astype("str").str.upper()
     for candidate in reversed(clean):
-        other = np.where(upper != candidate.upper(), candidate, other)
+        other = np.where((upper != candidate.upper()).to_numpy(bool), candidate, other)
     return other
 
 
+def _join(*pieces) -> pa.Array:
+    """Text pieces (Arrow strings of one length, or literals) joined row by row."""
+    return pc.binary_join_element_wise(
+        *(pa.scalar(piece, pa.large_string()) if isinstance(piece, str) else piece
+          for piece in pieces), pa.scalar("", pa.large_string()))
+
+
 def _reasons(rows, choice, step, gateway, other, attempts, cap, incident_end, binding_id, amount,
-             tz) -> np.ndarray:
-    """One plain sentence per row saying why this action. Each sentence is built only for the
-    rows it describes."""
+             tz) -> pa.ChunkedArray:
+    """One plain sentence per row saying why this action. Each sentence is built, in Arrow, only
+    for the rows it describes."""
     n = len(rows)
     if not n:
-        return np.zeros(0, dtype=object)
-    parts = pd.DataFrame({
-        "cause": pd.Series(rows["root_cause"].to_numpy(object), dtype="str"),
-        "gw": pd.Series(gateway, dtype="str"),
-        "other": pd.Series(other, dtype="str"),
-        "binding": pd.Series(binding_id, dtype="str"),
-        "yuan": pd.Series(fmt_yuan(pd.Series(np.abs(amount), dtype="int64")).to_numpy(object),
-                          dtype="str"),
-        "count": pd.Series(attempts, dtype="int64").astype(str),
-        "limit": pd.Series(np.where(cap >= 1, cap, 0), dtype="int64").astype(str),
-    })
+        return pa.chunked_array([], pa.large_string())
+    cause = rows["root_cause"]
+    columns = {
+        "cause": arrow_strings(cause),
+        "gw": arrow_strings(gateway),
+        "other": pa.array(other, type=pa.large_string()),
+        "binding": arrow_strings(binding_id),
+        "yuan": yuan_text(np.abs(amount)).cast(pa.large_string()),
+        "count": pc.cast(pa.array(attempts, type=pa.int64()), pa.large_string()),
+        "limit": pc.cast(pa.array(np.where(cap >= 1, cap, 0), type=pa.int64()),
+                         pa.large_string()),
+    }
     ended = incident_end > np.iinfo(np.int64).min
     policy = step == "policy"
 
     def fixed(text: str):
-        return lambda part: pd.Series(text, index=part.index, dtype="str")
+        return lambda part: pa.array(np.full(len(part["rows"]), text, dtype=object),
+                                     type=pa.large_string())
 
-    def outage_on_same_gateway(part: pd.DataFrame) -> pd.Series:
-        known = ended[part.index.to_numpy()]
-        when = pd.Series(_format_local(incident_end[part.index.to_numpy()], known, tz),
-                         index=part.index, dtype="str")
-        return (part["gw"] + " had an outage and no other gateway's file arrived clean: retry "
-                + part["yuan"] + " on " + part["gw"] + " after the incident"
-                + when.where(~known, " (ended " + when + ")"))
+    def outage_on_same_gateway(part: dict) -> pa.Array:
+        at = part["rows"]
+        known = ended[at]
+        when = pa.array(_format_local(incident_end[at], known, tz), type=pa.large_string())
+        return _join(part["gw"], " had an outage and no other gateway's file arrived clean: "
+                     "retry ", part["yuan"], " on ", part["gw"], " after the incident",
+                     pc.if_else(pa.array(known), _join(" (ended ", when, ")"), ""))
+
+    def is_cause(value: str) -> np.ndarray:
+        return (cause == value).to_numpy(bool)
 
     sentences = [
         (step == "duplicates",
          fixed("overpaid by its duplicate debits only: refunded through their refund rows")),
         (step == "refund",
-         lambda p: "settled more than due: refund " + p["yuan"] + " to the borrower"),
+         lambda p: _join("settled more than due: refund ", p["yuan"], " to the borrower")),
         (step == "file", fixed("a settlement file of this installment's attempts has not "
                                "arrived: rerun D when it does, no debit before")),
         (step == "query",
-         lambda p: "an attempt via " + p["gw"] + " has no settlement record: ask " + p["gw"]
-         + " for its result before any new debit, or the borrower may be charged twice"),
+         lambda p: _join("an attempt via ", p["gw"], " has no settlement record: ask ", p["gw"],
+                         " for its result before any new debit, or the borrower may be charged "
+                         "twice")),
         (step == "rebind",
-         lambda p: "card rebound after the failed attempt (binding " + p["binding"]
-         + "): retry " + p["yuan"] + " on the new binding; " + p["count"] + " of at most "
-         + p["limit"] + " attempts made so far"),
+         lambda p: _join("card rebound after the failed attempt (binding ", p["binding"],
+                         "): retry ", p["yuan"], " on the new binding; ", p["count"],
+                         " of at most ", p["limit"], " attempts made so far")),
         (step == "cap",
-         lambda p: p["cause"] + ": " + p["count"] + " attempts reached the limit of "
-         + p["limit"] + "; no automatic debit, hand to collections"),
+         lambda p: _join(p["cause"], ": ", p["count"], " attempts reached the limit of ",
+                         p["limit"], "; no automatic debit, hand to collections")),
         (policy & (choice == "retry_other_gateway"),
-         lambda p: p["gw"] + " had an outage: retry " + p["yuan"] + " through " + p["other"]
-         + ", whose file arrived clean"),
-        (policy & (choice == "retry") & (parts["cause"] == R.GATEWAY_OUTAGE.value).to_numpy(),
+         lambda p: _join(p["gw"], " had an outage: retry ", p["yuan"], " through ", p["other"],
+                         ", whose file arrived clean")),
+        (policy & (choice == "retry") & is_cause(R.GATEWAY_OUTAGE.value),
          outage_on_same_gateway),
-        (policy & (choice == "retry") & (parts["cause"] == R.NOT_INSTRUCTED.value).to_numpy(),
-         lambda p: "internal: the collections system did not send a debit; send " + p["yuan"]),
+        (policy & (choice == "retry") & is_cause(R.NOT_INSTRUCTED.value),
+         lambda p: _join("internal: the collections system did not send a debit; send ",
+                         p["yuan"])),
         (policy & (choice == "retry"),
-         lambda p: p["cause"] + ": retry " + p["yuan"] + "; " + p["count"] + " of at most "
-         + p["limit"] + " attempts made so far"),
-        (policy & (choice == "wait_for_borrower")
-         & (parts["cause"] == R.INSTRUCTION_NOT_CONFIRMED.value).to_numpy(),
+         lambda p: _join(p["cause"], ": retry ", p["yuan"], "; ", p["count"], " of at most ",
+                         p["limit"], " attempts made so far")),
+        (policy & (choice == "wait_for_borrower") & is_cause(R.INSTRUCTION_NOT_CONFIRMED.value),
          fixed("the borrower must confirm the debit instruction first")),
         (policy & (choice == "wait_for_borrower"),
-         lambda p: p["cause"] + ": the borrower must bind a valid card or account first"),
+         lambda p: _join(p["cause"], ": the borrower must bind a valid card or account first")),
         (policy & (choice == "query_gateway"),
-         lambda p: "ask " + p["gw"] + " for the attempt's result before any new debit"),
+         lambda p: _join("ask ", p["gw"], " for the attempt's result before any new debit")),
         (policy & (choice == "wait_for_file"), fixed("wait for the settlement file, then rerun D")),
-        (policy & (choice == "none") & (parts["cause"] == R.ACCOUNT_FROZEN.value).to_numpy(),
+        (policy & (choice == "none") & is_cause(R.ACCOUNT_FROZEN.value),
          fixed("account frozen: no debit; contact the borrower and check for a judicial freeze")),
-        (policy & (choice == "none") & (parts["cause"] == R.UNCLASSIFIED.value).to_numpy(),
+        (policy & (choice == "none") & is_cause(R.UNCLASSIFIED.value),
          fixed("cause not recognised: no automatic debit; investigate and extend the code map")),
         (policy & (choice == "none"),
-         lambda p: p["cause"] + ": the policy plans no automatic action"),
+         lambda p: _join(p["cause"], ": the policy plans no automatic action")),
     ]
-    text = pd.Series("", index=parts.index, dtype="str")
+    # Each sentence's texts for its rows, then all put back in row order with one take.
+    pieces, positions = [], []
     filled = np.zeros(n, dtype=bool)
     for condition, sentence in sentences:
-        take = np.asarray(condition, dtype=bool) & ~filled
-        if take.any():
-            text[take] = sentence(parts[take])
-        filled |= take
-    return text.to_numpy(object)
+        taken = np.flatnonzero(np.asarray(condition, dtype=bool) & ~filled)
+        if taken.size:
+            index = pa.array(taken)
+            part = {name: column.take(index) for name, column in columns.items()}
+            part["rows"] = taken
+            pieces.append(sentence(part))
+            positions.append(taken)
+            filled[taken] = True
+    rest = np.flatnonzero(~filled)
+    pieces.append(pa.array(np.full(rest.size, "", dtype=object), type=pa.large_string()))
+    positions.append(rest)
+    order = np.argsort(np.concatenate(positions), kind="stable")
+    return pa.chunked_array(pieces, pa.large_string()).take(pa.array(order))
 
 
 def _duplicate_debits(duplicates: pd.DataFrame, instructions: pd.DataFrame) -> pd.DataFrame:
