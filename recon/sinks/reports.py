@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from recon.contract import EXCEPTIONS_COLUMNS, REJECTS_COLUMNS, SETTLEMENT_EXCEPTIONS_COLUMNS
 from recon.errors import OutputUnusable
+from recon.frames import values_with_bytes
 
 FILE_MODE = 0o640
 DIR_MODE = 0o750
@@ -241,9 +242,10 @@ def _remove(entry: Path) -> None:
 def csv_field(values: pa.Array) -> pa.Array:
     """RFC 4180 minimal quoting: a value with a comma, quote or line break is quoted."""
     values = pc.fill_null(values.cast(pa.large_string()), "")
-    needs_quotes = pc.match_substring_regex(values, '[,"\\r\\n]')
-    if not pc.any(needs_quotes).as_py():
+    needs_quotes = values_with_bytes(values, b',"\r\n')
+    if not needs_quotes.any():
         return values
+    needs_quotes = pa.array(needs_quotes)
     quote = pa.scalar('"', pa.large_string())
     quoted = pc.binary_join_element_wise(quote, pc.replace_substring(values, '"', '""'), quote,
                                          pa.scalar("", pa.large_string()))

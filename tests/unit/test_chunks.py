@@ -17,10 +17,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recon import validate as v
 from recon.classify import shared_codes
-from recon.frames import dictionary_codes
+from recon.frames import dictionary_codes, first_bytes, values_with_bytes
 from recon.sinks.reports import write_csv
 from recon.sources.csvfile import read_csv
 
@@ -144,3 +146,20 @@ def test_a_report_of_chunked_columns_is_byte_for_byte_that_of_whole_ones(tmp_pat
     write_csv(tmp_path / "whole.csv", as_one_chunk(frame))
     assert (tmp_path / "chunked.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
     assert (tmp_path / "whole.csv").read_bytes().count(b"\n") > 300
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(alphabet='ab,"\r\n1２元=+-@\t ', max_size=12)),
+                max_size=30), st.integers(min_value=1, max_value=7))
+def test_byte_looks_at_a_column_agree_with_python_in_any_chunking(texts, size):
+    """values_with_bytes and first_bytes read Arrow's buffers directly: in
+    chunks, with nulls and with multi-byte characters they say what a loop over the values says."""
+    chunks = [pa.array(texts[start:start + size], type=pa.large_string())
+              for start in range(0, len(texts), size)]
+    column = pa.chunked_array(chunks, type=pa.large_string())
+    sliced = pa.array(texts + ["x"], type=pa.large_string()).slice(0, len(texts))
+    for values in (column, sliced):
+        assert values_with_bytes(values, b',"\r\n').tolist() == [
+            text is not None and any(char in text for char in ',"\r\n') for text in texts]
+        assert first_bytes(values).tolist() == [
+            text.encode()[0] if text else 0 for text in texts]
