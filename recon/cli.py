@@ -458,21 +458,6 @@ def report_command(date_from, date_to, database_url, out, log_format, log_file, 
               f"actions_by_day.csv)")
 
 
-@main.command("synth", context_settings={"ignore_unknown_options": True})
-@click.argument("synth_args", nargs=-1, type=click.UNPROCESSED)
-def synth_command(synth_args) -> None:
-    """Write a synthetic inbox day with its ground truth (for benchmarks and tests).
-
-    Options: --date D --installments N --out DIR [--seed S] [--no-bad-rows]
-    [--missing-gateway G] [--plain].
-
-    Example: recon synth --date 2026-11-27 --installments 100000 --out bench-inbox
-    """
-    from recon.synth import main as synth_main
-
-    sys.exit(synth_main(list(synth_args)))
-
-
 @main.group("gateways")
 def gateways_group() -> None:
     """Gateway profiles: how each gateway's own settlement file is read (docs/FORMATS.md)."""

@@ -45,10 +45,10 @@ def ensure_day(size: int, day: dt.date = DAY) -> Path:
         print(f"generating {size:,} installments for {day} into {inbox} ...", flush=True)
         # In a child process: a forked child counts the parent's memory in its own peak RSS
         # until it execs, so this process must stay small for the memory figures to be right.
-        subprocess.run([str(Path(sys.executable).parent / "recon"), "synth", "--date",
-                        day.isoformat(), "--installments", str(size), "--out", str(inbox),
+        subprocess.run([sys.executable, "-m", "tests.synth", "--date", day.isoformat(),
+                        "--installments", str(size), "--out", str(inbox),
                         "--seed", str(size % 9973 + day.toordinal())],
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
     return inbox
 
 

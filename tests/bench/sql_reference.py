@@ -10,7 +10,8 @@ is such an implementation (`make bench` runs it on the 1M day; figures in BENCHM
 installment with set-based SQL (section 3, with the response-code tables of section 5) into a
 table `outcomes(loan_id, installment_no, status, root_cause)`. It is a performance yardstick
 only: NOT part of recon and NOT one of its tests. It was written from CONTRACT.md alone and
-imports nothing from `recon`; it writes no reports, no rejects and no recon tables, and nothing
+imports nothing from `recon` (its code tables are tests/code_tables.py, the tests' own copy of
+section 5); it writes no reports, no rejects and no recon tables, and nothing
 here asserts a time.
 
 The server comes from --db (default postgresql://postgres@127.0.0.1/postgres); a database
@@ -67,6 +68,8 @@ from pathlib import Path
 import psycopg2
 from psycopg2.extensions import make_dsn, parse_dsn
 
+from tests.code_tables import DEFAULT_MAPS
+
 DATABASE = "recon_sqlref"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1/postgres"
 BOM = b"\xef\xbb\xbf"
@@ -87,27 +90,6 @@ COLUMNS = {
 PG_ENCODINGS = {"utf-8": "UTF8", "utf8": "UTF8", "gb18030": "GB18030", "gbk": "GBK",
                 "gb2312": "EUC_CN"}
 PY_ENCODINGS = {"UTF8": "utf-8", "GB18030": "gb18030", "GBK": "gbk", "EUC_CN": "gb2312"}
-
-# Section 5 of the contract.
-CODE_MAP = {
-    "iso8583": {
-        "insufficient_balance": "51",
-        "account_frozen": "62",
-        "account_closed": "14",
-        "card_unbound": "04 33 41 43 54",
-        "instruction_not_confirmed": "55 38 75",
-        "gateway_outage": "68 90 91 92 96 98",
-        "other_decline": "03 05 12 13 15 30 34 57 59 61 65 94",
-    },
-    "iso20022": {
-        "insufficient_balance": "AM04",
-        "account_frozen": "AC06",
-        "account_closed": "AC04",
-        "card_unbound": "AC01 MD01 MD02",
-        "gateway_outage": "AB05 AB06 AB07 AB08 AB09 AB10 ED05",
-        "other_decline": "AG01 AG02 AM02 AM05 MD06 MD07 MS02 MS03 RR01 RR02 RR03 RR04 SL01 TM01",
-    },
-}
 
 # Validity tests, LANGUAGE sql so that the planner inlines them. Each is a CASE so that a cast
 # runs only on a value already vetted; the SELECT lists then cast the vetted values. PostgreSQL's
@@ -434,7 +416,7 @@ def settlement_files(day_dir: Path, day: str) -> list[tuple[str, Path, str, str]
         scheme = ctl.get("scheme", "").lower()
         encoding = PG_ENCODINGS.get(ctl.get("encoding", "utf-8").lower().replace("_", "-"))
         if ctl.get("gateway") != gateway or ctl.get("business_date") != day \
-                or scheme not in CODE_MAP or encoding is None:
+                or scheme not in DEFAULT_MAPS or encoding is None:
             print(f"  {path.name}: .ctl does not match (gateway, date, scheme, encoding), "
                   "not arrived")
             continue
@@ -519,8 +501,8 @@ def load(cursor, dsn: dict, day_dir: Path, day: str, jobs: int,
     cursor.execute("CREATE UNLOGGED TABLE arrived (gateway text PRIMARY KEY, scheme text)")
     cursor.execute("CREATE UNLOGGED TABLE code_map (scheme text, code text, root_cause text, "
                    "PRIMARY KEY (scheme, code))")
-    rows = [(scheme, code, cause) for scheme, causes in CODE_MAP.items()
-            for cause, codes in causes.items() for code in codes.split()]
+    rows = [(scheme, code, cause) for scheme, causes in DEFAULT_MAPS.items()
+            for code, cause in causes.items()]
     cursor.executemany("INSERT INTO code_map VALUES (%s, upper(%s), %s)", rows)
 
     files = []

@@ -19,8 +19,8 @@ from click.testing import CliRunner
 
 from recon.cli import main
 from recon.sinks import database as db
-from recon.synth import generate_day
 from tests.conftest import FIXTURES, throwaway_database
+from tests.synth import generate_day
 
 DAY = dt.date(2026, 11, 27)
 SMALL_BLOCK = "256"

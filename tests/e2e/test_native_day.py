@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from recon.cli import main
-from recon.synth import generate_day
 from tests.conftest import FIXTURES
 from tests.native_days import COMMON, convert_day
+from tests.synth import generate_day
 
 DAY = "2026-11-27"
 NATIVE = FIXTURES / "native"

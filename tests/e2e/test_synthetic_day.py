@@ -1,4 +1,4 @@
-"""A generated day (recon.synth) through the real CLI: every outcome equals the generator's truth.
+"""A generated day (tests/synth) through the real CLI: every outcome equals the generator's truth.
 
 The generator decides each installment's scenario first and writes rows to produce it, so its
 truth files are an independent statement of the contract at a few thousand rows, with every
@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from recon.cli import main
-from recon.synth import generate_day
+from tests.synth import generate_day
 
 DAY = dt.date(2026, 11, 27)
 

@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import FIXTURES
 from tests.integration.helpers import (DAYS, expected_exit_code, faulty_recon, published, query,
                                        recon_run, results_run_id, runs, snapshot, wait_for_file)
+from tests.synth import generate_day
 
 DAY = DAYS[1]
 
@@ -59,8 +60,6 @@ def test_a_stop_signal_rolls_the_run_back_and_records_it_interrupted(database_ur
 
 def range_inbox(tmp_path, days: list[str]):
     """The fixture days, and small synthetic days for the dates after them."""
-    from recon.synth import generate_day
-
     inbox = tmp_path / "inbox"
     for day in days:
         if day in DAYS:

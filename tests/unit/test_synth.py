@@ -1,4 +1,4 @@
-"""recon.synth: the synthetic inbox day and its ground truth."""
+"""tests/synth: the synthetic inbox day and its ground truth."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from recon.contract import RootCause, Status
-from recon.synth import GATEWAY_SCHEME, GATEWAYS, generate_day
+from tests.code_tables import DEFAULT_MAPS
+from tests.synth import GATEWAY_SCHEME, GATEWAYS, generate_day
 
 D = dt.date(2026, 11, 27)
 N = 3000
@@ -208,19 +209,6 @@ def test_no_bad_rows_when_disabled(tmp_path):
 
 # ---- the truth follows from the files (section 3, evaluated independently) --------------------
 
-MAPS = {
-    "iso8583": {**dict.fromkeys(["51"], "insufficient_balance"), "62": "account_frozen", "14": "account_closed",
-                **dict.fromkeys(["04", "33", "41", "43", "54"], "card_unbound"),
-                **dict.fromkeys(["55", "38", "75"], "instruction_not_confirmed"),
-                **dict.fromkeys(["68", "90", "91", "92", "96", "98"], "gateway_outage"),
-                **dict.fromkeys("03 05 12 13 15 30 34 57 59 61 65 94".split(), "other_decline")},
-    "iso20022": {"AM04": "insufficient_balance", "AC06": "account_frozen", "AC04": "account_closed",
-                 **dict.fromkeys(["AC01", "MD01", "MD02"], "card_unbound"),
-                 **dict.fromkeys("AB05 AB06 AB07 AB08 AB09 AB10 ED05".split(), "gateway_outage"),
-                 **dict.fromkeys("AG01 AG02 AM02 AM05 MD06 MD07 MS02 MS03 RR01 RR02 RR03 RR04 SL01 TM01".split(),
-                                 "other_decline")},
-}
-
 
 def evaluate(d: Path) -> tuple[dict, set]:
     inst = load_valid(d, "installments.csv")
@@ -261,7 +249,7 @@ def evaluate(d: Path) -> tuple[dict, set]:
                 cause = "settlement_pending"
             elif rows:
                 last = max(rows, key=lambda s: (ts(s["txn_time"]), s["gateway_txn_id"]))
-                cause = MAPS[last["_scheme"]].get(last["response_code"].strip().upper(), "unclassified")
+                cause = DEFAULT_MAPS[last["_scheme"]].get(last["response_code"].strip().upper(), "unclassified")
             elif any(g == dec["gateway"].upper() and a <= ts(dec["sent_at"]) <= b for g, a, b in incidents):
                 cause = "gateway_outage"
             else:
