@@ -283,7 +283,7 @@ def run_range(address: str, dates: list[dt.date], settings: Settings,
     finishes; return the exit codes. Raises ReconError for the cluster as a whole (unreachable,
     no workers, folders not shared) before anything runs.
 
-    `run_date(day, settings) -> (exit code, summary, error)` is the per-date work (the CLI's);
+    `run_date(day, settings) -> (exit code, summary, error)` is the per-date work (recon.ranges.run_date);
     `show_result(day, summary, error)` prints one date's result.
     """
     distributed = require_distributed()

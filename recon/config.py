@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from recon.errors import UsageError
 
 
 class Settings(BaseSettings):
@@ -92,3 +94,22 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+def settings_from_options(**options) -> Settings:
+    """Settings from a command's options, None meaning not given (its RECON_* variable or the
+    default applies). Values that cannot be used are one UsageError naming each setting the way
+    an operator set it."""
+    given = {key: value for key, value in options.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_setting_name(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                             for e in exc.errors())
+        raise UsageError(f"invalid setting: {problems}") from None
+
+
+def _setting_name(location: tuple) -> str:
+    """`timezone` -> `RECON_TIMEZONE`, the name an operator set it by (or its option)."""
+    field = ".".join(map(str, location))
+    return f"{field} (RECON_{field.upper()})" if field else "settings"

@@ -26,7 +26,7 @@ class Interrupted(BaseException):
 
     def __init__(self, signum: int) -> None:
         self.signum = signum
-        self.reported = False  # the CLI has said what became of the date it stopped
+        self.reported = False  # recon.ranges has said what became of the date it stopped
         super().__init__(f"stopped by {signal.Signals(signum).name}")
 
     @property

@@ -1,11 +1,18 @@
-"""The short human summary printed at the end of each date's run."""
+"""The short human summaries the commands print: each date's run, the trend report, a gateway
+sample check."""
 
 from __future__ import annotations
 
-from recon.classify import fmt_yuan
-from recon.contract import ExitCode
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pandas as pd
+
+from recon.classify import fmt_local, fmt_yuan
+from recon.contract import ExitCode
+from recon.report.trend import ACTIONS_BY_DAY_COLUMNS
+from recon.sinks.safety import mask_cards_in_text
 
 
 def yuan(fen: int) -> str:
@@ -123,3 +130,62 @@ def days_past_due_lines(buckets: dict[str, dict[str, int]]) -> list[str]:
              f"({yuan(row['amount_outstanding'])} outstanding)"
              for bucket, row in buckets.items()]
     return ["  by days past due: " + "; ".join(parts)]
+
+
+def trend_lines(trend, folder: Path, date_from: dt.date, date_to: dt.date) -> list[str]:
+    """What `recon report` prints: how many dates have results, the retry plan of each, the
+    notices and watchlist rows, and where the report is."""
+    days = trend.by_day
+    lines = [f"recon report {date_from}..{date_to}: {len(days)} of {len(trend.days)} dates have "
+             f"results; {int(days['installments'].sum()):,} installments, "
+             f"{int(days['not_collected'].sum()):,} not collected"]
+    for day, actions in trend.retry_plan.groupby("business_date", sort=True):
+        lines.append(f"  {day} retry plan: " + ", ".join(
+            f"{row.action} {row.rows:,}" for row in actions.itertuples()))
+    notice_actions = trend.actions_by_day
+    lines.append(f"  notices {int(notice_actions['notices_sms'].sum()):,} SMS, "
+                 f"{int(notice_actions['notices_call'].sum()):,} calls, "
+                 f"{int(notice_actions['notices_cancelled'].sum()):,} withdrawn; watchlist rows "
+                 f"{int(notice_actions[ACTIONS_BY_DAY_COLUMNS[4:]].sum().sum()):,} "
+                 f"(actions_by_day.csv)")
+    lines.append(f"  report in {folder}/report.html (and by_day.csv, by_gateway.csv, "
+                 f"by_root_cause.csv, by_days_past_due.csv, retry_plan_by_day.csv, "
+                 f"actions_by_day.csv)")
+    return lines
+
+
+def sample_check_lines(result, profile, profile_name: str, rows: int, tz: ZoneInfo) -> list[str]:
+    """What `recon gateways check` prints: how the sample was read, its first `rows` records as
+    recon reads them (cards masked), the completeness verdict and every problem; a refused
+    sample only says why."""
+    lines = [f"{result.display}: read as {profile.format} for gateway {profile.gateway} "
+             f"({profile_name})"]
+    if result.refused:
+        return lines + [f"  REFUSED: {result.refused}"]
+    records = result.records
+    lines.append(f"  {result.rows_read} record(s): {len(records)} used, "
+                 f"{len(result.rejects)} rejected")
+    if len(records) and rows:
+        shown = records.head(rows)
+        table = pd.DataFrame({
+            "line": shown["line"].astype(str), "gateway_txn_id": shown["gateway_txn_id"],
+            "instruction_id": shown["instruction_id"], "amount": fmt_yuan(shown["amount"]),
+            "status": shown["status"], "response_code": shown["response_code"],
+            "txn_time": fmt_local(shown["txn_time"], tz),
+            "response_msg": shown["response_msg"].str.slice(0, 30)})
+        lines.append(mask_cards_in_text(table.to_string(index=False)))
+    lines.append(f"  completeness: {result.verdict}")
+    for problem in result.rejects.itertuples(index=False):
+        where = f"line {problem.line}" if pd.notna(problem.line) else "file"
+        column = f", column {problem.column}" if problem.column else ""
+        lines.append(mask_cards_in_text(f"  problem: {where}{column}, value {problem.value!r}: "
+                                        f"{problem.reason}"))
+    return lines
+
+
+def sample_check_exit_code(result) -> int:
+    """0: readable and proven complete; 4: readable but not proven complete; 3: refused, or rows
+    rejected."""
+    if result.refused or len(result.rejects):
+        return ExitCode.INPUT_REFUSED
+    return ExitCode.OK if result.complete else ExitCode.INCOMPLETE

@@ -99,14 +99,14 @@ class LocalDaskCluster:
 
 
 def held_run_date(day: dt.date, settings, *, held_day: str, ready: str, release: str):
-    """cli.run_date, except that the run of `held_day` stops inside its write transaction
+    """ranges.run_date, except that the run of `held_day` stops inside its write transaction
     (every row written, nothing committed), writes its pid to `ready` and waits for `release`.
     Runs on a Dask worker."""
-    from recon import cli, pipeline
+    from recon import pipeline, ranges
     from recon.summary import render_summary
 
     if day.isoformat() != held_day:
-        return cli.run_date(day, settings)
+        return ranges.run_date(day, settings)
 
     def hold() -> None:
         Path(ready).write_text(f"{os.getpid()}\n")

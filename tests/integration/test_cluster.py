@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from recon import cli, logs
+from recon import logs
 from recon.cluster import run_range
 from recon.config import Settings
+from recon.ranges import worst
 from tests.conftest import FIXTURES
 from tests.integration.dask_cluster import held_run_date
 from tests.integration.helpers import (DAYS, expected_exit_code, expected_outcomes, query, recon,
@@ -99,7 +100,7 @@ def test_a_worker_killed_mid_date_the_date_runs_again_elsewhere_and_lands_once(
 
     codes = dict(zip([day.isoformat() for day, _, _ in shown], result["codes"]))
     assert codes == {REFUSED_DAY: 3, **{day: expected_exit_code(day) for day in DAYS}}
-    assert cli.worst(result["codes"]) == 3
+    assert worst(result["codes"]) == 3
 
     # The killed attempt is abandoned; the retry, on the other worker, landed the date.
     held_runs = runs(postgres_url, HELD_DAY)

@@ -11,7 +11,7 @@ import types
 import pytest
 import sqlalchemy as sa
 
-from recon import cli
+from recon import ranges
 from recon.config import Settings
 from recon.sinks import database as db
 from tests.conftest import FIXTURES
@@ -64,7 +64,7 @@ def test_session_ended_during_copy_is_one_line_without_data(postgres_url, tmp_pa
                         database_url=postgres_url)
     try:
         with caplog.at_level(logging.DEBUG, logger="recon"):
-            code, out, err = cli.run_date(dt.date.fromisoformat(DAY), settings)
+            code, out, err = ranges.run_date(dt.date.fromisoformat(DAY), settings)
     finally:
         admin.dispose()
 

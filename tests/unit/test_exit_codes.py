@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recon.cli import worst
+from recon.ranges import worst
 
 
 @pytest.mark.parametrize("codes, expected", [
