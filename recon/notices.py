@@ -26,6 +26,7 @@ import hashlib
 import re
 import string
 import tomllib
+from concurrent.futures import Future
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
@@ -402,23 +403,43 @@ class Outbox:
         self.business_date, self.now, self.tz = business_date, now, tz
         self.run_id, self.repeat_borrowers = run_id, repeat_borrowers
         self.change: OutboxChange | None = None
+        self.ahead: Future | None = None
+
+    def compose_ahead(self, executor) -> None:
+        """Start composing the notices of every item on `executor` (a side thread, while the
+        database write is under way), before D's stored notices are read: `plan` uses them as
+        they are unless a notice the messaging system has taken already covers some item."""
+        self.ahead = executor.submit(compose, self.items, self.templates, self.business_date,
+                                     self.now, self.tz, self.repeat_borrowers)
 
     def plan(self, stored: pd.DataFrame) -> OutboxChange:
+        composed = None
+        if self.ahead is not None:
+            try:
+                composed = self.ahead.result()
+            except Exception:  # noqa: BLE001 - composed again below, where it raises again
+                composed = None
         self.change = plan_outbox(stored, self.items, self.templates, self.business_date,
-                                  self.now, self.tz, self.run_id, self.repeat_borrowers)
+                                  self.now, self.tz, self.run_id, self.repeat_borrowers,
+                                  composed=composed)
         return self.change
 
 
 def plan_outbox(stored: pd.DataFrame, items: pd.DataFrame, templates: NoticeTemplates,
                 business_date: dt.date, now: dt.datetime, tz: ZoneInfo, run_id: str,
-                repeat_borrowers=()) -> OutboxChange:
-    """Merge this run's notices into D's stored ones (columns NOTICES_COLUMNS, as text)."""
+                repeat_borrowers=(), composed: pd.DataFrame | None = None) -> OutboxChange:
+    """Merge this run's notices into D's stored ones (columns NOTICES_COLUMNS, as text).
+
+    `composed`: compose() of all `items` with the same arguments, if made already."""
     stored = stored.reindex(columns=NOTICES_COLUMNS).fillna("").astype("str")
     for column in ("send_after", "created_at", "cancelled_at"):
         stored[column] = local_text(stored[column], tz)
     taken = stored[~stored["state"].isin([NEW, CANCELLED])]
-    candidates = compose(not_yet_told(items, taken), templates, business_date, now, tz,
-                         repeat_borrowers)
+    untold = not_yet_told(items, taken)
+    if composed is not None and len(untold) == len(items):
+        candidates = composed  # no taken notice covers any item: the notices made ahead stand
+    else:
+        candidates = compose(untold, templates, business_date, now, tz, repeat_borrowers)
     open_ = stored[stored["state"] == NEW]
     open_keys = pd.MultiIndex.from_frame(open_[["borrower_id", "content_key"]])
     candidate_keys = pd.MultiIndex.from_frame(candidates[["borrower_id", "content_key"]])

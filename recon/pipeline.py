@@ -98,13 +98,17 @@ class Phases:
         self.seconds: dict[str, float] = {}
 
     @contextmanager
-    def __call__(self, name: str, business_date: dt.date, run_id: str):
+    def __call__(self, name: str, business_date: dt.date, run_id: str, *, last: bool = True):
+        """Time a step; a step done in parts (write_csv) adds them up and is logged once, at the
+        end of its `last` part."""
         started = time.perf_counter()
         yield
-        self.seconds[name] = round(time.perf_counter() - started, 3)
-        log.info("%s done in %.2fs", name, self.seconds[name],
-                 extra={"run_id": run_id, "business_date": business_date.isoformat(),
-                        "step": name, "seconds": self.seconds[name]})
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started,
+                                   3)
+        if last:
+            log.info("%s done in %.2fs", name, self.seconds[name],
+                     extra={"run_id": run_id, "business_date": business_date.isoformat(),
+                            "step": name, "seconds": self.seconds[name]})
 
 
 def new_run_id() -> str:
@@ -265,33 +269,40 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
             changes.insert(0, "business_date", day)
             report.changes = transition_counts(changes)
         suspected = outages_job.result()
-        with phases("act", business_date, run_id):
-            watch = watchlist(outcomes, inputs.bindings, history_job.result(), business_date,
-                              settings.tz, ids)
-            report.watchlist_risks = {str(k): int(v) for k, v in
-                                      watch["risk"].value_counts().sort_index().items()}
-            # The clock is read here, once: the notices' earliest send time follows from it.
-            outbox = Outbox(notice_items(outcomes), templates, business_date,
-                            dt.datetime.now(dt.timezone.utc), settings.tz, run_id,
-                            repeat_borrowers(watch))
         report.suspected_incidents = suspected.to_dict("records")
-        with phases("plan", business_date, run_id):
-            retry_plan = plan_retries(
-                outcomes, bindings=inputs.bindings, loan_of_binding=ids.loan_of_binding,
-                incidents=inputs.incidents, duplicates=decisions.settlement_exceptions,
-                instructions=inputs.instructions, earlier_attempts=earlier_job.result(),
-                clean_gateways=clean_gateways(inputs, suspected, settings.tz), policy=policy,
-                business_date=business_date, now=plan_moment(business_date, settings),
-                tz=settings.tz)
-            report.retry_actions = {str(action): int(count) for action, count in
-                                    retry_plan["action"].value_counts().sort_index().items()}
         settlement_exceptions = decisions.settlement_exceptions.assign(
             amount=fmt_yuan(decisions.settlement_exceptions["amount"]))
-
+        # The reports known by now are written on the side thread while the main line plans
+        # the actions; the plan's and the watchlist's follow (_stage_actions).
         staging_job = side.submit(_stage_reports, settings, business_date, outcomes,
-                                  settlement_exceptions, rejects, changes, suspected, retry_plan,
-                                  watch,
-                                  phases, run_id)
+                                  settlement_exceptions, rejects, changes, suspected, phases,
+                                  run_id)
+        try:
+            with phases("act", business_date, run_id):
+                watch = watchlist(outcomes, inputs.bindings, history_job.result(),
+                                  business_date, settings.tz, ids)
+                report.watchlist_risks = {str(k): int(v) for k, v in
+                                          watch["risk"].value_counts().sort_index().items()}
+                # The clock is read here, once: the notices' earliest send time follows from it.
+                outbox = Outbox(notice_items(outcomes), templates, business_date,
+                                dt.datetime.now(dt.timezone.utc), settings.tz, run_id,
+                                repeat_borrowers(watch))
+                outbox.compose_ahead(side)
+            with phases("plan", business_date, run_id):
+                retry_plan = plan_retries(
+                    outcomes, bindings=inputs.bindings, loan_of_binding=ids.loan_of_binding,
+                    incidents=inputs.incidents, duplicates=decisions.settlement_exceptions,
+                    instructions=inputs.instructions, earlier_attempts=earlier_job.result(),
+                    clean_gateways=clean_gateways(inputs, suspected, settings.tz),
+                    policy=policy, business_date=business_date,
+                    now=plan_moment(business_date, settings), tz=settings.tz)
+                report.retry_actions = {str(action): int(count) for action, count in
+                                        retry_plan["action"].value_counts().sort_index().items()}
+        except BaseException:
+            _discard(staging_job)
+            raise
+        staging_job = side.submit(_stage_actions, staging_job, retry_plan, watch, phases,
+                                  business_date, run_id)
 
         def commit_now() -> None:
             if before_commit is not None:
@@ -387,16 +398,27 @@ def _suspected_outages(inputs: DayInputs, codes: CodeMap, settings: Settings, ph
 
 def _stage_reports(settings: Settings, business_date: dt.date, outcomes: pd.DataFrame,
                    settlement_exceptions: pd.DataFrame, rejects: pd.DataFrame,
-                   changes: pd.DataFrame, suspected: pd.DataFrame, retry_plan: pd.DataFrame,
-                   watch: pd.DataFrame,
-                   phases: Phases, run_id: str):
-    with phases("write_csv", business_date, run_id):
+                   changes: pd.DataFrame, suspected: pd.DataFrame,
+                   phases: Phases, run_id: str) -> reports.StagedReports:
+    with phases("write_csv", business_date, run_id, last=False):
         exceptions = exception_report(outcomes, business_date, settings.tz)
         staged = stage_reports(settings.out, business_date.isoformat(), run_id, exceptions,
                                settlement_exceptions, rejects)
         try:
             staged.write("changes.csv", changes, CHANGES_COLUMNS)
             staged.write("suspected_incidents.csv", suspected, SUSPECTED_COLUMNS)
+        except BaseException:
+            staged.discard()
+            raise
+    return staged
+
+
+def _stage_actions(staging_job: Future, retry_plan: pd.DataFrame, watch: pd.DataFrame,
+                   phases: Phases, business_date: dt.date, run_id: str) -> reports.StagedReports:
+    """The plan's and the watchlist's reports, after the others (same side thread)."""
+    staged = staging_job.result()
+    with phases("write_csv", business_date, run_id):
+        try:
             staged.write("retry_plan.csv", retry_plan, RETRY_PLAN_COLUMNS)
             staged.write("watchlist.csv", watch, WATCHLIST_COLUMNS, bom=True)
             staged.prepare()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -11,7 +12,7 @@ import pytest
 
 from recon.contract import RootCause, Status
 from recon.errors import UsageError
-from recon.notices import (CANCELLED, NEW, NOTICE_CAUSES, NOTICES_COLUMNS, compose,
+from recon.notices import (CANCELLED, NEW, NOTICE_CAUSES, NOTICES_COLUMNS, Outbox, compose,
                            earliest_send, load_templates, notice_items, plan_outbox,
                            yuan_grouped)
 
@@ -284,3 +285,28 @@ def test_a_new_cause_for_a_told_installment_is_a_new_thing_to_tell():
     stored = stored_from(first).assign(state="sent")
     again = plan(stored, outcome(cause="account_closed"))
     assert again.insert["installments"].tolist() == ["L1/1/account_closed"]
+
+
+def test_notices_composed_ahead_are_used_only_when_no_taken_notice_covers_an_item():
+    """Outbox.compose_ahead composes before the stored notices are read; plan then gives the
+    same change as composing there, with or without taken notices."""
+    items = pd.DataFrame({
+        "borrower_id": ["B1", "B2"], "loan_id": ["L1", "L2"], "installment_no": [1, 1],
+        "root_cause": ["insufficient_balance", "card_unbound"],
+        "item": ["L1/1/insufficient_balance", "L2/1/card_unbound"], "amount": [1000, 2000],
+        "card_no_masked": ["622202******7890", ""]})
+    args = (load_templates(), dt.date(2026, 11, 27),
+            dt.datetime(2026, 11, 28, 2, tzinfo=dt.timezone.utc), ZoneInfo("Asia/Shanghai"),
+            "0123abcd4567ef89")
+    empty = pd.DataFrame({column: pd.Series([], dtype="str") for column in NOTICES_COLUMNS})
+    first = plan_outbox(empty, items, *args)
+    taken = first.notices[first.notices["borrower_id"] == "B1"].assign(state="sent")
+    for stored in (empty, taken):
+        outbox = Outbox(items, *args)
+        with ThreadPoolExecutor(1) as pool:
+            outbox.compose_ahead(pool)
+            ahead = outbox.plan(stored)
+        here = plan_outbox(stored, items, *args)
+        pd.testing.assert_frame_equal(ahead.insert, here.insert)
+        assert ahead.cancel == here.cancel
+    assert ahead.insert["borrower_id"].tolist() == ["B2"]  # B1's item was told already
