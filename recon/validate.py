@@ -135,7 +135,8 @@ def amount_reason(values: pd.Series, column: str) -> pd.Series:
 
 
 LOCAL_FORMAT = "%Y-%m-%d %H:%M:%S"
-LOCAL_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
+# Hours, minutes and seconds in range (no leap seconds 60 and 61): strptime would roll them over.
+LOCAL_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} (?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
 NO_SECONDS = np.iinfo(np.int64).min
 NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
 EARLIEST_SECONDS = EARLIEST_MOMENT.value // 1_000_000_000 + 1
@@ -152,12 +153,11 @@ def timestamp(values: pd.Series, context: RuleContext) -> tuple[pd.Series, pd.Se
     # cannot overflow); the rest (ISO `T`, fractions, offsets) through pandas' ISO 8601 parser.
     text = arrow_strings(values)
     moments = pc.strptime(text, format=LOCAL_FORMAT, unit="s", error_is_null=True)
-    # strptime rolls 2026-02-30 over into March and 10:29:61 into 10:30:01 (it takes leap
-    # seconds 60 and 61): each field it read must be the field written.
+    # strptime rolls 2026-02-30 over into March, and 10:29:61 into 10:30:01 (the pattern keeps
+    # the clock fields in range): the day it read must be the day written.
     shaped = pc.match_substring_regex(text, LOCAL_PATTERN)
-    for field_of, start in ((pc.day, 8), (pc.hour, 11), (pc.minute, 14), (pc.second, 17)):
-        written = pc.if_else(shaped, pc.utf8_slice_codeunits(text, start, start + 2), "0")
-        shaped = pc.and_kleene(shaped, pc.equal(field_of(moments), pc.cast(written, pa.int64())))
+    written = pc.if_else(shaped, pc.utf8_slice_codeunits(text, 8, 10), "0")
+    shaped = pc.and_kleene(shaped, pc.equal(pc.day(moments), pc.cast(written, pa.int64())))
     seconds = pc.fill_null(pc.cast(moments, pa.int64()), NO_SECONDS).to_numpy(
         zero_copy_only=False)
     plain = pc.fill_null(shaped, False).to_numpy(zero_copy_only=False) & \
