@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recon.classify import installment_keys, shared_codes
 from recon.contract import Status
+from recon.ids import installment_keys, shared_codes
 
 KEY = ["loan_id", "installment_no"]
 ABSENT = "absent"

@@ -40,9 +40,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from recon.classify import fmt_yuan
 from recon.contract import RootCause, Status
 from recon.errors import UsageError
+from recon.formatting import fmt_yuan
 from recon.frames import arrow_strings, yuan_text
 from recon.sinks.safety import mask_cards
 

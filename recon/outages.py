@@ -32,10 +32,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from recon.classify import (IdCodes, arrived_rows, encode_instruction_ids, latest_per_group,
-                            nanos)
 from recon.codes import CodeMap
 from recon.contract import RootCause
+from recon.ids import IdCodes, arrived_rows, encode_instruction_ids, latest_per_group, nanos
 
 SUSPECTED_COLUMNS = ["business_date", "gateway", "window_start", "window_end", "failures",
                      "attempts", "failure_rate", "no_settlement_record", "outage_code",

@@ -16,12 +16,15 @@ from pathlib import Path
 import pandas as pd
 
 from recon import __version__, logs, signals
-from recon.classify import IdCodes, classify, encode_ids, exception_report, fmt_yuan
+from recon.classify import classify
 from recon.codes import CodeMap
 from recon.config import Settings
 from recon.contract import MAX_AMOUNT_FEN, ExitCode, Status
 from recon.diff import CHANGES_COLUMNS, outcome_changes, transition_counts
 from recon.errors import CommitUnknown, InputRefused, OutputUnusable, ReconError
+from recon.exception_rows import exception_report
+from recon.formatting import fmt_yuan
+from recon.ids import IdCodes, encode_ids
 from recon.notices import NOTICES_COLUMNS, Outbox, load_templates, notice_items
 from recon.profiles import Profiles, load_profiles, with_profile_codes
 from recon.outages import SUSPECTED_COLUMNS, suspected_outages

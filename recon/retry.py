@@ -41,10 +41,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from recon.classify import fmt_local, fmt_yuan, isin, nanos
 from recon.contract import RETRY_PLAN_COLUMNS, RootCause, SettlementExceptionKind, Status
 from recon.errors import UsageError
+from recon.formatting import fmt_local, fmt_yuan
 from recon.frames import arrow_strings, yuan_text
+from recon.ids import isin, nanos
 
 R = RootCause
 Action = Literal["retry", "retry_other_gateway", "query_gateway", "wait_for_file",

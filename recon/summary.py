@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from recon.classify import fmt_local, fmt_yuan
 from recon.contract import ExitCode
+from recon.formatting import fmt_local, fmt_yuan
 from recon.report.trend import ACTIONS_BY_DAY_COLUMNS
 from recon.sinks.safety import mask_cards_in_text
 

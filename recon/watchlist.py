@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from recon.classify import IdCodes, day_start_utc, fmt_local, nanos, shared_codes
 from recon.contract import ROOT_CAUSE_ZH, RootCause, Status
+from recon.formatting import fmt_local
+from recon.ids import IdCodes, day_start_utc, nanos, shared_codes
 from recon.notices import card_last_four
 
 NO_ACTIVE_BINDING, BINDING_ENDED, REPEATED = ("no_active_binding", "binding_ended",

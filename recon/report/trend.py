@@ -24,8 +24,8 @@ from decimal import Decimal
 
 import pandas as pd
 
-from recon.classify import fmt_yuan
 from recon.contract import ROOT_CAUSE_ZH, RootCause, Status
+from recon.formatting import fmt_yuan
 
 COLLECTED = (Status.PAID.value, Status.OVERPAID.value)
 CAUSE_ORDER = [cause.value for cause in RootCause]

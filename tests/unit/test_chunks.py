@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recon import validate as v
-from recon.classify import shared_codes
 from recon.frames import dictionary_codes, first_bytes, values_with_bytes
+from recon.ids import shared_codes
 from recon.sinks.reports import write_csv
 from recon.sources.csvfile import read_csv
 

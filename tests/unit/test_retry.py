@@ -9,8 +9,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from recon.classify import encode_ids
 from recon.errors import UsageError
+from recon.ids import encode_ids
 from recon.retry import RETRY_PLAN_COLUMNS, load_policy, plan_retries
 from tests.unit.test_classify import TZ, D, Day
 
