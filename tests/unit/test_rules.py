@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from recon.exception_rows import exception_report
+from recon.rules import Rule
 from tests.unit.test_classify import TZ, D, Day
 
 
@@ -272,3 +273,14 @@ def test_rule4_all_attempts_succeeded_yet_short_is_unclassified():
     day = Day().installment(due="100.00").binding().instruction("I1").settlement("I1",
                                                                                  amount="99.99")
     assert day.outcome() == ("partially_paid", "unclassified")
+
+
+def test_each_outcome_names_the_rule_that_decided_it():
+    day = (Day().installment("L1").binding("L1").instruction("I1", loan="L1")
+           .installment("L2").binding("L2").instruction("I2", loan="L2", sent=None)
+           .installment("L3")
+           .installment("L4").binding("L4").instruction("I4", loan="L4")
+           .settlement("I4", amount="99.99"))
+    rules = day.decide().outcomes.set_index("loan_id")["rule"]
+    assert rules.to_dict() == {"L1": Rule.DECIDING_ATTEMPT, "L2": Rule.UNSENT_INSTRUCTIONS,
+                               "L3": Rule.NO_INSTRUCTION, "L4": Rule.ANYTHING_ELSE}
