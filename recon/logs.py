@@ -35,7 +35,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress as _Display, 
                            TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 from rich.text import Text
 
-from recon.sinks.safety import mask_cards_in_text
+from recon.protect import mask_cards_in_text
 
 LOGGER_NAME = "recon"
 FORMATS = ("text", "json")

@@ -44,7 +44,7 @@ from recon.contract import RootCause, Status
 from recon.errors import UsageError
 from recon.formatting import fmt_yuan
 from recon.frames import arrow_strings, yuan_text
-from recon.sinks.safety import mask_cards
+from recon.protect import mask_cards
 
 # Causes that get a notice, the one most in need of the borrower first: it picks the template of
 # a notice about several installments.

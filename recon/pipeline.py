@@ -33,7 +33,7 @@ from recon.signals import Interrupted
 from recon.sinks import database as db
 from recon.sinks import reports
 from recon.sinks.reports import stage_reports
-from recon.sinks.safety import ID_COLUMNS, mask_cards
+from recon.protect import protect_rejects
 from recon.sources.inbox import DayInputs, load_day
 from recon.watchlist import (REPEAT_CAUSES, WATCHLIST_COLUMNS, history_window, repeat_borrowers,
                              watchlist)
@@ -531,11 +531,7 @@ def rejects_frame(inputs: DayInputs) -> pd.DataFrame:
     rejects = inputs.rejects.copy()
     rejects.insert(0, "business_date", inputs.business_date.isoformat())
     rejects["line"] = rejects["line"].astype("Int64")
-    free_text = ~rejects["column"].isin(ID_COLUMNS)
-    rejects["value"] = rejects["value"].fillna("").astype("str")
-    rejects.loc[free_text, "value"] = mask_cards(rejects.loc[free_text, "value"])
-    rejects["reason"] = mask_cards(rejects["reason"].fillna("").astype("str"))
-    return rejects
+    return protect_rejects(rejects)
 
 
 def outcome_rows(outcomes: pd.DataFrame, day: str, run_id: str) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import pandas as pd
 from recon.contract import ExitCode
 from recon.formatting import fmt_local, fmt_yuan
 from recon.report.trend import ACTIONS_BY_DAY_COLUMNS
-from recon.sinks.safety import mask_cards_in_text
+from recon.protect import mask_cards_in_text
 
 
 def yuan(fen: int) -> str:

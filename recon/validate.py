@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from recon.contract import BINDING_STATUSES, CONFIRM_STATUSES, SETTLEMENT_STATUSES
 from recon.frames import arrow_strings, dictionary_codes
-from recon.sinks.safety import mask_cards
+from recon.protect import mask_cards
 from recon.sources.rawtable import RawTable, empty_rejects
 
 AMOUNT_PATTERN = r"0*[0-9]{1,12}(?:\.[0-9]{1,2})?"  # leading zeros do not count

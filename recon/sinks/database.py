@@ -35,7 +35,7 @@ from recon.contract import RETRY_PLAN_COLUMNS
 from recon.errors import (CommitUnknown, DatabaseFailed, DatabaseUnavailable, DateLocked,
                           DateLockLost, MigrationFailed, MigrationsMissing, OutboxConflict,
                           SchemaOutdated, UsageError)
-from recon.sinks.safety import mask_cards_in_text, protect_text
+from recon.protect import mask_cards_in_text, protect_rows
 
 # The migrations ship inside the package (the top-level sql/ folder, mapped to `recon.sql` by
 # pyproject.toml), so an installed wheel finds them wherever it is installed.
@@ -943,9 +943,9 @@ def write_results(database: Database, run_id: str, business_date: str, outcomes:
     lock = lock or DateLock()
     # The text columns that come from outside (codes, messages, details): no full card number
     # is stored, whatever the caller masked before.
-    outcomes = protect_text(outcomes, ("gateway", "response_code"))
-    settlement_exceptions = protect_text(settlement_exceptions, ("gateway", "detail"))
-    rejects = protect_text(rejects, ("file", "column_name", "reason"))
+    outcomes = protect_rows("outcomes", outcomes)
+    settlement_exceptions = protect_rows("settlement_exceptions", settlement_exceptions)
+    rejects = protect_rows("rejects", rejects)
     if database.is_postgres:
         with reachable(database):
             _ensure_date_partition(database, business_date)

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from recon.contract import EXCEPTIONS_COLUMNS, REJECTS_COLUMNS, SETTLEMENT_EXCEPTIONS_COLUMNS
 from recon.errors import OutputUnusable
 from recon.frames import values_with_bytes
+from recon.protect import safe_frame
 
 FILE_MODE = 0o640
 DIR_MODE = 0o750
@@ -81,8 +82,6 @@ class StagedReports:
         return os.path.join(RUNS, self.business_date, self.run_id)
 
     def write(self, name: str, frame: pd.DataFrame, columns: list[str], *, bom: bool = False) -> None:
-        from recon.sinks.safety import safe_frame
-
         safe = safe_frame(frame.reindex(columns=columns))  # every column but ids card-masked
         path = self.folder / name
         with output_errors(self.business_date, path):

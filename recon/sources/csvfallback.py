@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from recon.errors import InputRefused
-from recon.sinks.safety import ID_COLUMNS, mask_cards_in_text
+from recon.protect import mask_unless_id
 from recon.sources.filebytes import BAD_BYTES_REASON
 from recon.sources.rawtable import FieldLimits, RawTable, cut_text, empty_cuts, empty_rejects
 
@@ -180,7 +180,7 @@ def _first_bad_field(row: list[str], max_field_chars: int):
 
 def _broken(display: str, line: int, column: str, reason: str, value: str = "") -> dict:
     # Masked before it is cut: a card number cut in two would pass for two harmless digit runs.
-    value = (value if column in ID_COLUMNS else mask_cards_in_text(value))[:200]
+    value = mask_unless_id(column, value)[:200]
     return {"file": display, "line": line, "column": column,
             "value": value.encode("utf-8", errors="replace").decode("utf-8").replace("\x00", ""),
             "reason": reason}

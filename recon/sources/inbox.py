@@ -24,7 +24,7 @@ from recon.codes import CodeMap, normalise_scheme
 from recon.config import Settings
 from recon.errors import InputRefused
 from recon.profiles import Profiles, load_profiles
-from recon.sinks.safety import mask_cards_in_text
+from recon.protect import mask_cards_in_text
 from recon.sources import filebytes
 from recon.sources.csvfile import read_csv
 from recon.sources.filebytes import read_bytes

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from recon.sinks.safety import mask_cards_in_text
+from recon.protect import mask_cards_in_text
 
 
 @dataclass

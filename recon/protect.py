@@ -1,4 +1,9 @@
-"""What every output passes through: card numbers masked, spreadsheet formulas defused."""
+"""What every output passes through: card numbers masked, spreadsheet formulas defused. Pure.
+
+The one owner of data protection: the row rules (free text), the rejects, the CSV reports, the
+database rows, log lines and terminal output all call these functions, so what gets masked is
+decided here and nowhere else.
+"""
 
 from __future__ import annotations
 
@@ -86,6 +91,12 @@ def mask_cards_in_text(text: str) -> str:
     return DIGIT_GROUPS.sub(_mask_groups, text)
 
 
+def mask_unless_id(column: str, value: str) -> str:
+    """One field's value as an output may show it: an id stays byte for byte, other text is
+    card-masked."""
+    return value if column in ID_COLUMNS else mask_cards_in_text(value)
+
+
 def mask_cards(values: pd.Series) -> pd.Series:
     """`mask_cards_in_text` over a column; only the few values with a long digit run are visited."""
     values = values.astype("str")
@@ -132,6 +143,29 @@ def protect_text(frame: pd.DataFrame, columns) -> pd.DataFrame:
                 protected = frame.copy()
             protected[column] = masked
     return protected
+
+
+# Per stored table, the text columns that may carry a card number (ids and codes of our own do not).
+STORED_TEXT = {
+    "outcomes": ("gateway", "response_code"),
+    "settlement_exceptions": ("gateway", "detail"),
+    "rejects": ("file", "column_name", "reason"),
+}
+
+
+def protect_rows(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame`, about to be stored in `table`, with card numbers masked in its text columns."""
+    return protect_text(frame, STORED_TEXT[table])
+
+
+def protect_rejects(rejects: pd.DataFrame) -> pd.DataFrame:
+    """Rejected rows' values masked unless they are ids, their reasons masked (a reason may
+    quote a .ctl or a value); `rejects` is changed in place and returned."""
+    free_text = ~rejects["column"].isin(ID_COLUMNS)
+    rejects["value"] = rejects["value"].fillna("").astype("str")
+    rejects.loc[free_text, "value"] = mask_cards(rejects.loc[free_text, "value"])
+    rejects["reason"] = mask_cards(rejects["reason"].fillna("").astype("str"))
+    return rejects
 
 
 def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""recon.sinks.safety: no full card number and no spreadsheet formula leaves recon (CONTRACT 4.1)."""
+"""recon.protect: no full card number and no spreadsheet formula leaves recon (CONTRACT 4.1)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recon.sinks.safety import (defuse_formulas, luhn_valid, mask_cards, mask_cards_in_text,
+from recon.protect import (defuse_formulas, luhn_valid, mask_cards, mask_cards_in_text,
                                 safe_frame)
 
 # Luhn-valid test numbers of each length the contract names (13 and 19 are the edges).
