@@ -25,16 +25,16 @@ from recon.errors import CommitUnknown, InputRefused, OutputUnusable, ReconError
 from recon.exception_rows import exception_report
 from recon.formatting import fmt_yuan
 from recon.ids import IdCodes, encode_ids
+from recon.intake import DayInputs, load_day
 from recon.notices import NOTICES_COLUMNS, Outbox, load_templates, notice_items
 from recon.profiles import Profiles, load_profiles, with_profile_codes
+from recon.protect import protect_rejects
 from recon.outages import SUSPECTED_COLUMNS, suspected_outages
 from recon.retry import RETRY_PLAN_COLUMNS, RetryPolicy, load_policy, plan_retries
 from recon.signals import Interrupted
 from recon.sinks import database as db
 from recon.sinks import reports
 from recon.sinks.reports import stage_reports
-from recon.protect import protect_rejects
-from recon.sources.inbox import DayInputs, load_day
 from recon.watchlist import (REPEAT_CAUSES, WATCHLIST_COLUMNS, history_window, repeat_borrowers,
                              watchlist)
 

@@ -17,6 +17,7 @@ from typing import Literal, Union
 from pydantic import (BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError,
                       field_validator, model_validator)
 
+from recon.arrival import is_text_encoding
 from recon.codes import CodeMap, DEFAULT_SCHEMES, normalise_scheme, read_overrides
 from recon.contract import RootCause
 from recon.errors import UsageError
@@ -162,8 +163,6 @@ class Profile(_Strict):
     @field_validator("encoding")
     @classmethod
     def _encoding(cls, value: str) -> str:
-        from recon.sources.inbox import is_text_encoding
-
         if not is_text_encoding(value):
             raise ValueError(f"{value!r} is not a text encoding (use utf-8, gbk, gb18030, ...)")
         return value

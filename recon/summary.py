@@ -11,8 +11,8 @@ import pandas as pd
 
 from recon.contract import ExitCode
 from recon.formatting import fmt_local, fmt_yuan
-from recon.report.trend import ACTIONS_BY_DAY_COLUMNS
 from recon.protect import mask_cards_in_text
+from recon.report.trend import ACTIONS_BY_DAY_COLUMNS
 
 
 def yuan(fen: int) -> str:

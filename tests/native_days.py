@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recon.sources.inbox import parse_control
+from recon.arrival import parse_control
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ROOT / "fixtures" / "native" / "profiles"

@@ -14,7 +14,7 @@ from recon import pipeline
 from recon.config import Settings
 from recon.errors import InputRefused, OutputUnusable
 from recon.sinks import reports as report_files
-from recon.sources.inbox import load_day
+from recon.intake import load_day
 from recon.codes import CodeMap
 from tests.conftest import FIXTURES
 

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from recon import filerules
 from recon import validate as v
 from recon.frames import dictionary_codes, first_bytes, values_with_bytes
 from recon.ids import shared_codes
@@ -119,10 +120,10 @@ CONFLICT = [record(9, amount=b"1.00")]  # the same gateway_txn_id with another a
                          ids=["every-row-valid", "exact-duplicate", "conflicting-key", "bad-row"])
 def test_validation_of_a_chunked_file_equals_that_of_the_whole_file(extra):
     data = settlement_file(300, extra=extra)
-    whole = v.validate(read(data, ONE_BLOCK), v.SETTLEMENT, CONTEXT)
+    whole = filerules.validate(read(data, ONE_BLOCK), v.SETTLEMENT, CONTEXT)
     raw = read(data, SMALL_BLOCK)
     assert chunks(raw.frame["gateway_txn_id"]) > 1
-    chunked = v.validate(raw, v.SETTLEMENT, CONTEXT)
+    chunked = filerules.validate(raw, v.SETTLEMENT, CONTEXT)
     pd.testing.assert_frame_equal(chunked.valid, whole.valid)
     pd.testing.assert_frame_equal(chunked.rejects, whole.rejects)
     assert chunked.duplicates_collapsed == whole.duplicates_collapsed == (1 if extra[:1] ==
@@ -133,10 +134,10 @@ def test_key_codes_of_chunked_key_columns_equal_those_of_whole_ones():
     frame = read(settlement_file(300, extra=[DUPLICATE]), SMALL_BLOCK).frame
     keys = frame[["instruction_id", "gateway_txn_id"]]
     assert chunks(keys["instruction_id"]) > 1
-    chunked = v.key_codes(keys, ["instruction_id", "gateway_txn_id"])
-    whole = v.key_codes(as_one_chunk(keys), ["instruction_id", "gateway_txn_id"])
+    chunked = filerules.key_codes(keys, ["instruction_id", "gateway_txn_id"])
+    whole = filerules.key_codes(as_one_chunk(keys), ["instruction_id", "gateway_txn_id"])
     assert np.array_equal(chunked, whole)
-    assert v.repeated(chunked).sum() == 2  # the duplicate and the row it repeats
+    assert filerules.repeated(chunked).sum() == 2  # the duplicate and the row it repeats
 
 
 def test_a_report_of_chunked_columns_is_byte_for_byte_that_of_whole_ones(tmp_path):

@@ -20,12 +20,13 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from recon import filerules
 from recon import validate as v
 from recon.classify import classify
 from recon.codes import CodeMap
 from recon.config import Settings
 from recon.sources.csvfile import read_csv
-from recon.sources.inbox import gateway_key
+from recon.arrival import gateway_key
 
 D = dt.date(2026, 11, 27)
 TZ = ZoneInfo("Asia/Shanghai")
@@ -70,7 +71,7 @@ def build_file(columns: list[str], records: list[Record]) -> tuple[bytes, dict[i
 def read(name: str, data: bytes, spec: v.FileSpec) -> v.Validated:
     raw = read_csv(None, name, data=data, max_bytes=1 << 24, max_field_chars=MAX_FIELD_CHARS,
                    max_columns=64, block_bytes=BLOCK_BYTES)
-    return v.validate(raw, spec, CONTEXT)
+    return filerules.validate(raw, spec, CONTEXT)
 
 
 # --- breaking a valid row -------------------------------------------------------------------

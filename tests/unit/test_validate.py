@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recon import filerules
 from recon import validate as v
 from recon.sources.rawtable import RawTable
 
@@ -62,7 +63,7 @@ def test_leading_zeros_of_an_amount_do_not_count_as_digits(value, fen):
 @pytest.mark.parametrize("value", ["1000000000000.00", "1000000000000", "99999999999999999999.5"])
 def test_amount_too_large_for_the_database_is_rejected_saying_so(spec, column, value):
     base = INSTALLMENT if spec is v.INSTALLMENTS else SETTLEMENT_ROW
-    validated = v.validate(raw(spec, [{**base, column: value}, base]), spec, CONTEXT)
+    validated = filerules.validate(raw(spec, [{**base, column: value}, base]), spec, CONTEXT)
     assert validated.rejects[["line", "column", "value"]].values.tolist() == [[2, column, value]]
     reason = validated.rejects.loc[0, "reason"]
     assert "too large" in reason and "NUMERIC(14,2)" in reason and "decimals" not in reason
@@ -70,7 +71,7 @@ def test_amount_too_large_for_the_database_is_rejected_saying_so(spec, column, v
 
 @pytest.mark.parametrize("value", ["1.005", "-1.00", "1e13", "abc"])
 def test_amount_of_the_wrong_form_keeps_the_form_reason(value):
-    validated = v.validate(raw(v.INSTALLMENTS, [{**INSTALLMENT, "amount_due": value}]),
+    validated = filerules.validate(raw(v.INSTALLMENTS, [{**INSTALLMENT, "amount_due": value}]),
                            v.INSTALLMENTS, CONTEXT)
     assert validated.rejects.loc[0, "reason"] == \
         "amount_due must be a positive amount with at most 2 decimals"
@@ -145,25 +146,25 @@ SPECS = [v.INSTALLMENTS, v.BINDINGS, v.INSTRUCTIONS, v.SETTLEMENT, v.INCIDENTS]
 
 @pytest.mark.parametrize("spec", SPECS, ids=[spec.name for spec in SPECS])
 def test_a_file_with_no_rows_validates_to_no_rows(spec):
-    validated = v.validate(raw(spec, []), spec, CONTEXT)
+    validated = filerules.validate(raw(spec, []), spec, CONTEXT)
     assert validated.rows_read == validated.rows_used == validated.rows_rejected == 0
 
 
 def test_a_row_is_rejected_once_for_its_first_broken_column_in_contract_order():
     bad = {**INSTALLMENT, "installment_no": "0", "amount_due": "-1", "currency": "USD"}
-    validated = v.validate(raw(v.INSTALLMENTS, [INSTALLMENT, bad]), v.INSTALLMENTS, CONTEXT)
+    validated = filerules.validate(raw(v.INSTALLMENTS, [INSTALLMENT, bad]), v.INSTALLMENTS, CONTEXT)
     assert validated.rejects[["line", "column"]].values.tolist() == [[3, "installment_no"]]
     assert validated.rows_used == 1
 
 
 def test_due_date_of_another_day_is_rejected_with_its_value():
     other = {**INSTALLMENT, "due_date": "2026-11-28"}
-    rejects = v.validate(raw(v.INSTALLMENTS, [other]), v.INSTALLMENTS, CONTEXT).rejects
+    rejects = filerules.validate(raw(v.INSTALLMENTS, [other]), v.INSTALLMENTS, CONTEXT).rejects
     assert rejects[["column", "value"]].values.tolist() == [["due_date", "2026-11-28"]]
 
 
 def test_due_date_after_the_business_date_is_rejected_with_a_reason_saying_so():
-    rejects = v.validate(raw(v.INSTALLMENTS, [{**INSTALLMENT, "due_date": "2026-12-15"}]),
+    rejects = filerules.validate(raw(v.INSTALLMENTS, [{**INSTALLMENT, "due_date": "2026-12-15"}]),
                          v.INSTALLMENTS, CONTEXT).rejects
     assert rejects["reason"].tolist() == [
         "due_date is after the business date 2026-11-27: not collectible yet"]
@@ -171,7 +172,7 @@ def test_due_date_after_the_business_date_is_rejected_with_a_reason_saying_so():
 
 @pytest.mark.parametrize("due", ["2026-11-27", "2026-11-26", "2026-01-31", "2024-02-29"])
 def test_installment_due_on_or_before_the_business_date_is_accepted(due):
-    validated = v.validate(raw(v.INSTALLMENTS, [{**INSTALLMENT, "due_date": due}]),
+    validated = filerules.validate(raw(v.INSTALLMENTS, [{**INSTALLMENT, "due_date": due}]),
                            v.INSTALLMENTS, CONTEXT)
     assert validated.rows_rejected == 0
     assert validated.valid["due_date"].tolist() == [pd.Timestamp(due)]
@@ -180,14 +181,14 @@ def test_installment_due_on_or_before_the_business_date_is_accepted(due):
 @pytest.mark.parametrize("due", ["2026-02-30", "2025-02-29", "27/11/2026", "2026-11-27 00:00:00",
                                  "2026-1-5", "", "yesterday", "0000-01-01", "9999-12-31"])
 def test_due_date_that_is_not_a_date_is_rejected(due):
-    rejects = v.validate(raw(v.INSTALLMENTS, [{**INSTALLMENT, "due_date": due}]),
+    rejects = filerules.validate(raw(v.INSTALLMENTS, [{**INSTALLMENT, "due_date": due}]),
                          v.INSTALLMENTS, CONTEXT).rejects
     assert rejects[["column", "value"]].values.tolist() == [["due_date", due]]
     assert rejects["reason"].tolist() == ["due_date must be a date YYYY-MM-DD"]
 
 
 def test_exact_duplicate_collapses_and_is_counted():
-    validated = v.validate(raw(v.INSTALLMENTS, [INSTALLMENT, INSTALLMENT]), v.INSTALLMENTS,
+    validated = filerules.validate(raw(v.INSTALLMENTS, [INSTALLMENT, INSTALLMENT]), v.INSTALLMENTS,
                            CONTEXT)
     assert (validated.rows_used, validated.duplicates_collapsed, validated.rows_rejected) == \
         (1, 1, 0)
@@ -195,7 +196,7 @@ def test_exact_duplicate_collapses_and_is_counted():
 
 def test_same_key_with_different_values_rejects_every_row_of_the_key():
     other = {**INSTALLMENT, "amount_due": "200.00"}
-    validated = v.validate(raw(v.INSTALLMENTS, [INSTALLMENT, other, INSTALLMENT]),
+    validated = filerules.validate(raw(v.INSTALLMENTS, [INSTALLMENT, other, INSTALLMENT]),
                            v.INSTALLMENTS, CONTEXT)
     assert validated.rows_used == 0 and validated.rows_rejected == 3
     assert set(validated.rejects["column"]) == {"loan_id/installment_no"}
@@ -203,19 +204,19 @@ def test_same_key_with_different_values_rejects_every_row_of_the_key():
 
 def test_amounts_equal_in_fen_are_the_same_value_for_duplicates():
     same = {**INSTALLMENT, "amount_due": "100"}
-    validated = v.validate(raw(v.INSTALLMENTS, [INSTALLMENT, same]), v.INSTALLMENTS, CONTEXT)
+    validated = filerules.validate(raw(v.INSTALLMENTS, [INSTALLMENT, same]), v.INSTALLMENTS, CONTEXT)
     assert validated.duplicates_collapsed == 1
 
 
 def test_card_number_in_response_msg_never_reaches_the_valid_frame():
     row = {**SETTLEMENT_ROW, "response_msg": f"card {CARD} declined"}
-    valid = v.validate(raw(v.SETTLEMENT, [row]), v.SETTLEMENT, CONTEXT).valid
+    valid = filerules.validate(raw(v.SETTLEMENT, [row]), v.SETTLEMENT, CONTEXT).valid
     assert CARD not in valid["response_msg"].iloc[0]
 
 
 def test_rows_read_add_up_to_used_collapsed_and_rejected():
     rows = [INSTALLMENT, INSTALLMENT, {**INSTALLMENT, "loan_id": ""},
             {**INSTALLMENT, "loan_id": "L2"}, {**INSTALLMENT, "loan_id": "L2", "currency": "cny"}]
-    validated = v.validate(raw(v.INSTALLMENTS, rows), v.INSTALLMENTS, CONTEXT)
+    validated = filerules.validate(raw(v.INSTALLMENTS, rows), v.INSTALLMENTS, CONTEXT)
     assert validated.rows_read == 5
     assert validated.rows_used + validated.duplicates_collapsed + validated.rows_rejected == 5

@@ -19,13 +19,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from recon import filerules
 from recon import validate as v
+from recon.arrival import Arrived, NotArrived, refused
 from recon.config import Settings
 from recon.errors import InputRefused
 from recon.profiles import OPTIONAL_COLUMNS, SETTLEMENT_COLUMNS, Constant, Profile, Profiles
 from recon.sources.csvfile import read_csv
 from recon.sources.filebytes import read_bytes
-from recon.sources.inbox import _NotArrived
 from recon.sources.native.completeness import Facts, prove, side_file
 from recon.sources.native.text import NativeFileError, unwrap
 from recon.sources.native.values import settlement_spec
@@ -52,7 +53,7 @@ def settlement_jobs(day_dir: Path, context: v.RuleContext, settings: Settings,
         if not matches:
             continue
         if len(matches) > 1:
-            jobs.append((profile.gateway, matches[0], _NotArrived,
+            jobs.append((profile.gateway, matches[0], NotArrived,
                          (f"refused: files {', '.join(path.name for path in matches)} all match "
                           f"the {profile.gateway} profile's files = {profile.file_pattern()!r}; "
                           f"keep exactly one",)))
@@ -74,21 +75,20 @@ def matching_files(profile: Profile, day_dir: Path, business_date: dt.date) -> l
     return names
 
 
-def _job(profile: Profile, path: Path, context: v.RuleContext, settings: Settings):
+def _job(profile: Profile, path: Path, context: v.RuleContext,
+         settings: Settings) -> tuple[v.Validated, Arrived] | NotArrived:
+    """The file's validated rows with the proof that it is complete, or why it has not arrived."""
     try:
         data = read_bytes(path, path.name, settings.max_file_bytes)
     except InputRefused as exc:
-        return _NotArrived(f"refused: {exc}")
+        return refused(exc)
     digest = hashlib.sha256(data).hexdigest()
     try:
         parsed = parse(profile, path, data, context, settings)
-        prove(profile, path, digest, parsed.facts, context.business_date)
-    except _NotArrived as refusal:
-        refusal.digest = refusal.digest or digest
-        return refusal
     except (NativeFileError, InputRefused) as exc:
-        return _NotArrived(f"refused: {exc}", digest)
-    return parsed.validated, digest, profile.scheme
+        return refused(exc, digest)
+    verdict = prove(profile, path, digest, parsed.facts, context.business_date)
+    return verdict if isinstance(verdict, NotArrived) else (parsed.validated, verdict)
 
 
 def _cost_per_byte(profile: Profile, path: Path, *_) -> float:
@@ -136,7 +136,7 @@ def parse(profile: Profile, path: Path, data: bytes, context: v.RuleContext,
         raw = records.raw
         facts.message_checks = records.checks
         facts.message_counts = records.has_counts
-    validated = v.validate(raw, spec, context)
+    validated = filerules.validate(raw, spec, context)
     if profile.format in ("pain.002", "camt.054"):
         validated = records.locate(validated)
     facts.records = raw.records
@@ -232,13 +232,11 @@ def check_sample(profile: Profile, path: Path, business_date: dt.date | None,
     try:
         data = read_bytes(path, path.name, settings.max_file_bytes)
         parsed = parse(profile, path, data, context, settings)
-    except (NativeFileError, InputRefused, _NotArrived) as exc:
-        reason = getattr(exc, "reason", None) or str(exc)
-        return SampleCheck(path.name, empty, 0, empty_rejects(), "", False, reason)
+    except (NativeFileError, InputRefused) as exc:
+        return SampleCheck(path.name, empty, 0, empty_rejects(), "", False, str(exc))
     digest = hashlib.sha256(data).hexdigest()
-    try:
-        verdict, complete = prove(profile, path, digest, parsed.facts, business_date), True
-    except _NotArrived as refusal:
-        verdict, complete = refusal.reason, False
+    verdict = prove(profile, path, digest, parsed.facts, business_date)
+    complete = isinstance(verdict, Arrived)
     return SampleCheck(parsed.display, parsed.validated.valid, parsed.validated.rows_read,
-                       parsed.validated.rejects, verdict, complete)
+                       parsed.validated.rejects, verdict.verdict if complete else verdict.reason,
+                       complete)
