@@ -10,7 +10,6 @@ from pathlib import Path
 from recon.errors import InputRefused
 
 UTF8_BOM = codecs.BOM_UTF8
-BAD_BYTES_REASON = "bytes are not valid in the file's encoding"
 
 
 def too_large(display: str, max_bytes: int) -> InputRefused:

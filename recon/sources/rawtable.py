@@ -13,6 +13,9 @@ import pandas as pd
 
 from recon.protect import mask_cards_in_text
 
+# The reason of a row whose bytes do not decode (read in sources, counted by filerules).
+BAD_BYTES_REASON = "bytes are not valid in the file's encoding"
+
 
 @dataclass
 class RawTable:

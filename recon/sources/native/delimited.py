@@ -13,7 +13,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from recon.profiles import Profile
-from recon.sources.filebytes import BAD_BYTES_REASON, is_utf8_text, refuse_binary
+from recon.sources.filebytes import is_utf8_text, refuse_binary
+from recon.sources.rawtable import BAD_BYTES_REASON
 from recon.sources.native.text import Lines, NativeFileError, decode_bom, sort_lines, take_lines
 
 

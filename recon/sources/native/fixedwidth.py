@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recon.profiles import Profile
-from recon.sources.filebytes import BAD_BYTES_REASON, refuse_binary
+from recon.sources.filebytes import refuse_binary
+from recon.sources.rawtable import BAD_BYTES_REASON
 from recon.sources.native.delimited import Fields, _clean_column
 from recon.sources.native.text import NativeFileError, decode_bom, sort_lines
 
