@@ -12,12 +12,14 @@ from pathlib import Path
 import click
 
 from recon import logs, ranges
+from recon.clock import utc_now
 from recon.config import Settings, settings_from_options
 from recon.contract import ExitCode
+from recon.db import engine, migrations
+from recon.db.urls import normalise_url, safe_url_text
 from recon.errors import ReconError, UsageError
 from recon.profiles import load_profile, load_profiles
 from recon.report.folder import make_report
-from recon.sinks import database as db
 from recon.sources.native import check_sample
 from recon.summary import sample_check_exit_code, sample_check_lines, trend_lines
 
@@ -52,7 +54,7 @@ def build_settings(**options) -> Settings:
 def refuse_unusable_database(settings: Settings) -> None:
     """A database URL recon cannot use is a usage error said once, not once per date."""
     try:
-        db.refuse_unusable(db.normalise_url(settings.database_url))
+        engine.refuse_unusable(normalise_url(settings.database_url))
     except ReconError as error:
         raise SettingRefused(str(error)) from None
 
@@ -258,15 +260,15 @@ def db_upgrade(database_url: str | None) -> None:
     """
     settings = build_settings(database_url=database_url)
     try:
-        database = db.connect(settings.database_url)
+        database = engine.connect(settings.database_url)
         try:
-            applied = db.upgrade(database)
+            applied = migrations.upgrade(database, clock=utc_now)
         finally:
             database.dispose()
     except ReconError as error:
         click.echo(f"recon db upgrade: {error}", err=True)
         sys.exit(error.exit_code)
-    shown = db.safe_url_text(settings.database_url)
+    shown = safe_url_text(settings.database_url)
     if applied:
         click.echo(f"{shown}: applied {', '.join(applied)}")
     else:

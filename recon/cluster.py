@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recon import logs
+from recon.clock import utc_now
 from recon.config import Settings
 from recon.contract import ExitCode
+from recon.db import migrations
+from recon.db.urls import normalise_url, safe_url_text
 from recon.errors import ReconError, UsageError
-from recon.sinks import database as db
 
 log = logging.getLogger("recon")
 
@@ -60,8 +62,8 @@ def require_distributed():
 
 def check_database_url(settings: Settings) -> None:
     """Every worker writes to the one database: an SQLite file lives on one machine."""
-    if db.normalise_url(settings.database_url).get_backend_name() == "sqlite":
-        shown = db.safe_url_text(settings.database_url)
+    if normalise_url(settings.database_url).get_backend_name() == "sqlite":
+        shown = safe_url_text(settings.database_url)
         raise UsageError(
             f"--cluster needs a database every worker reaches; {shown} is an SQLite file of "
             f"one machine",
@@ -353,7 +355,7 @@ def run_range(address: str, dates: list[dt.date], settings: Settings,
 
 def _prepare_database(settings: Settings) -> tuple[int, str] | None:
     try:
-        db.ensure_schema_of(settings.database_url)
+        migrations.ensure_schema_of(settings.database_url, clock=utc_now)
     except ReconError as error:
         return error.exit_code, str(error)
     return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import re
@@ -10,16 +9,19 @@ import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from sqlalchemy.exc import SQLAlchemyError
 
 from recon import __version__, logs, signals
 from recon.classify import classify
+from recon.clock import utc_now
 from recon.codes import CodeMap
 from recon.config import Settings
-from recon.contract import MAX_AMOUNT_FEN, ExitCode, Status
+from recon.contract import ExitCode
+from recon.db import engine, ledger, locks, migrations
+from recon.db.write import ResultsWrite
 from recon.diff import CHANGES_COLUMNS, outcome_changes, transition_counts
 from recon.errors import CommitUnknown, InputRefused, OutputUnusable, ReconError
 from recon.exception_rows import exception_report
@@ -28,72 +30,18 @@ from recon.ids import IdCodes, encode_ids
 from recon.intake import DayInputs, load_day
 from recon.notices import NOTICES_COLUMNS, Outbox, load_templates, notice_items
 from recon.profiles import Profiles, load_profiles, with_profile_codes
-from recon.protect import protect_rejects
 from recon.outages import SUSPECTED_COLUMNS, suspected_outages
 from recon.retry import RETRY_PLAN_COLUMNS, RetryPolicy, load_policy, plan_retries
+from recon.run_report import (RunReport, outcome_rows, refuse_unstorable_settled, rejects_frame,
+                              report_of)
 from recon.signals import Interrupted
-from recon.sinks import database as db
 from recon.sinks import reports
 from recon.sinks.reports import stage_reports
+from recon.sources import stored
 from recon.watchlist import (REPEAT_CAUSES, WATCHLIST_COLUMNS, history_window, repeat_borrowers,
                              watchlist)
 
 log = logging.getLogger("recon")
-
-
-
-@dataclass
-class RunReport:
-    """What one business date's run did; the CLI turns it into a summary and an exit code."""
-
-    business_date: dt.date
-    run_id: str
-    exit_code: int
-    outcome: str  # done, incomplete, refused, failed, locked
-    message: str = ""
-    status_counts: dict[str, int] = field(default_factory=dict)
-    cause_counts: dict[str, int] = field(default_factory=dict)
-    amount_due_fen: int = 0
-    amount_outstanding_fen: int = 0
-    rows_rejected: int = 0
-    duplicates_collapsed: int = 0
-    not_arrived: list[str] = field(default_factory=list)
-    ledger: list[dict] = field(default_factory=list)
-    settlement_exceptions: dict[str, int] = field(default_factory=dict)
-    phases: dict[str, float] = field(default_factory=dict)
-    out_dir: str = ""
-    previous_run_id: str = ""  # the run whose results this one replaced; "" on a first run
-    changes: dict[str, int] = field(default_factory=dict)  # "pending -> paid" -> installments
-    suspected_incidents: list[dict] = field(default_factory=list)  # rows of suspected_incidents.csv
-    retry_actions: dict[str, int] = field(default_factory=dict)  # retry_plan.csv rows per action
-    # Per days-past-due bucket (0, 1-30, 31-60, over 60): collected, not_collected (counts) and
-    # amount_outstanding (fen).
-    by_days_past_due: dict[str, dict[str, int]] = field(default_factory=dict)
-    notice_channels: dict[str, int] = field(default_factory=dict)  # D's live notices by channel
-    notice_changes: dict[str, int] = field(default_factory=dict)  # added, cancelled, kept, taken
-    watchlist_risks: dict[str, int] = field(default_factory=dict)
-
-    def counts(self) -> dict:
-        return {
-            "installments": sum(self.status_counts.values()),
-            "status": self.status_counts,
-            "root_cause": self.cause_counts,
-            "amount_due": fmt_yuan(pd.Series([self.amount_due_fen])).iloc[0],
-            "amount_outstanding": fmt_yuan(pd.Series([self.amount_outstanding_fen])).iloc[0],
-            "rows_rejected": self.rows_rejected,
-            "duplicates_collapsed": self.duplicates_collapsed,
-            "settlement_exceptions": self.settlement_exceptions,
-            "not_arrived": self.not_arrived,
-            "files": self.ledger,
-            "phases_seconds": self.phases,
-            "previous_run_id": self.previous_run_id,
-            "changes": self.changes,
-            "suspected_incidents": self.suspected_incidents,
-            "retry_plan": self.retry_actions,
-            "by_days_past_due": self.by_days_past_due,
-            "notices": {"channel": self.notice_channels, **self.notice_changes},
-            "watchlist": self.watchlist_risks,
-        }
 
 
 class Phases:
@@ -138,12 +86,12 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None,
     codes = with_profile_codes(CodeMap.from_file(settings.reason_codes), profiles)
     policy = load_policy(settings.retry_policy)
     templates = load_templates(settings.notice_templates)
-    database = db.connect(settings.database_url)
+    database = engine.connect(settings.database_url)
     try:
-        db.ensure_schema(database)
-        with db.date_lock(database, day, settings.lock_wait_seconds, run_id=run_id,
-                          lease_seconds=settings.lock_lease_seconds) as lock:
-            db.start_run(database, run_id, day, __version__)
+        migrations.ensure_schema(database, clock=utc_now)
+        with locks.date_lock(database, day, settings.lock_wait_seconds, run_id=run_id,
+                             lease_seconds=settings.lock_lease_seconds) as lock:
+            ledger.start_run(database, run_id, day, __version__, started_at=utc_now())
             log.info("run started (database %s)", database.shown_url, extra=extra)
             try:
                 repair_reports(database, settings, day, extra)
@@ -156,8 +104,9 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None,
             except InputRefused as refusal:
                 log.error("input refused, nothing written for this date: %s", refusal,
                           extra=extra)
-                db.finish_run_without_results(database, run_id, "refused",
-                                              ExitCode.INPUT_REFUSED, str(refusal))
+                ledger.finish_run_without_results(database, run_id, "refused",
+                                                  ExitCode.INPUT_REFUSED, str(refusal),
+                                                  ended_at=utc_now())
                 return RunReport(business_date, run_id, ExitCode.INPUT_REFUSED, "refused",
                                  str(refusal))
             except CommitUnknown:
@@ -188,21 +137,22 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None,
         database.dispose()
 
 
-def _close_quietly(database: db.Database, run_id: str, outcome: str, exit_code: int,
+def _close_quietly(database: engine.Database, run_id: str, outcome: str, exit_code: int,
                    message: str) -> None:
     """Close the run's ledger row if the database can still be reached (never raises)."""
     try:
-        db.finish_run_without_results(database, run_id, outcome, exit_code, message)
-    except (ReconError, db.SQLAlchemyError):
+        ledger.finish_run_without_results(database, run_id, outcome, exit_code, message,
+                                          ended_at=utc_now())
+    except (ReconError, SQLAlchemyError):
         pass
 
 
-def repair_reports(database: db.Database, settings: Settings, day: str, extra: dict) -> None:
+def repair_reports(database: engine.Database, settings: Settings, day: str, extra: dict) -> None:
     """Under D's lock, before anything else: make OUT/<D> show the reports of the run whose
     results D's tables hold (a publish that a kill or a failure cut off after the commit), and
     remove what earlier runs left in OUT for D (unpublished run folders, unswitched links, an
     earlier release's hidden staging folders)."""
-    committed = db.committed_run(database, day)
+    committed = ledger.committed_run(database, day)
     keep: set[str] = set()
     if committed is not None and committed.reports_path:
         folder = Path(committed.reports_path)
@@ -214,7 +164,7 @@ def repair_reports(database: db.Database, settings: Settings, day: str, extra: d
                 log.warning("published the reports of run %s, committed earlier but not "
                             "published (%s)", committed.run_id, folder, extra=extra)
             if not committed.published:
-                db.mark_published(database, committed.run_id)
+                ledger.mark_published(database, committed.run_id, at=utc_now())
     try:
         removed = reports.clean_up(settings.out, day, keep)
     except OSError as exc:
@@ -227,9 +177,8 @@ def repair_reports(database: db.Database, settings: Settings, day: str, extra: d
 
 
 def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, profiles: Profiles,
-                policy: RetryPolicy, templates, database: db.Database, run_id: str,
-                lock: db.DateLock,
-                before_commit, after_commit) -> RunReport:
+                policy: RetryPolicy, templates, database: engine.Database, run_id: str,
+                lock: locks.DateLock, before_commit, after_commit) -> RunReport:
     day = business_date.isoformat()
     phases = Phases()
     # Work that does not need the main line's latest result runs on a second thread beside it:
@@ -237,13 +186,13 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
     # reports beside the database write. They wait on the server or spend their time in Arrow
     # and numpy kernels, which release the GIL.
     with _side_thread(settings) as side:
-        # D's stored outcomes, before write_results replaces them: the date lock is held, so
+        # D's stored outcomes, before the write replaces them: the date lock is held, so
         # they are those of the previous completed run. Compared with the new ones below.
-        previous_job = side.submit(db.read_outcomes, database, day,
+        previous_job = side.submit(stored.read_outcomes, database, day,
                                    block_bytes=settings.csv_block_bytes)
         # Earlier dates' borrower-side failures, for the watchlist's repeated failures.
         first, last = history_window(business_date)
-        history_job = side.submit(db.read_borrower_failures, database, first.isoformat(),
+        history_job = side.submit(stored.read_borrower_failures, database, first.isoformat(),
                                   last.isoformat(), [cause.value for cause in REPEAT_CAUSES])
         with (phases("load", business_date, run_id),
               logs.loading(settings.inbox / day, f"{day} loading")):
@@ -258,10 +207,10 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
                                  codes, business_date, settings.tz, ids)
         # Attempts stored for earlier dates (the retry plan's caps), since the oldest due date.
         earlier_job = side.submit(
-            db.read_earlier_attempts, database, day, _oldest_due_date(inputs, business_date))
+            stored.read_earlier_attempts, database, day, _oldest_due_date(inputs, business_date))
         outcomes = decisions.outcomes
-        _refuse_unstorable_settled(inputs, outcomes)
-        report = _report(inputs, decisions, run_id, phases)
+        refuse_unstorable_settled(inputs, outcomes)
+        report = report_of(inputs, decisions, run_id, phases.seconds)
         exit_code = ExitCode.OK if inputs.complete else ExitCode.INCOMPLETE
         outcome = "done" if inputs.complete else "incomplete"
         rejects = rejects_frame(inputs)
@@ -287,9 +236,8 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
                 report.watchlist_risks = {str(k): int(v) for k, v in
                                           watch["risk"].value_counts().sort_index().items()}
                 # The clock is read here, once: the notices' earliest send time follows from it.
-                outbox = Outbox(notice_items(outcomes), templates, business_date,
-                                dt.datetime.now(dt.timezone.utc), settings.tz, run_id,
-                                repeat_borrowers(watch))
+                outbox = Outbox(notice_items(outcomes), templates, business_date, utc_now(),
+                                settings.tz, run_id, repeat_borrowers(watch))
                 outbox.compose_ahead(side)
             with phases("plan", business_date, run_id):
                 retry_plan = plan_retries(
@@ -307,42 +255,32 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
         staging_job = side.submit(_stage_actions, staging_job, retry_plan, watch, phases,
                                   business_date, run_id)
 
-        def commit_now() -> None:
-            if before_commit is not None:
-                before_commit()
-            # From the commit to the switch of the reports, a stop signal waits (recon.signals).
-            signals.hold()
-
-        # The reports must be ready to publish before the run is closed and committed
-        # (before_finish): a failure to write them (a full disk) rolls the database write back.
-        # Waiting there also puts write_csv's time into the stored counts.
+        # The reports must be ready to publish before the run is closed and committed: a
+        # failure to write them (a full disk) rolls the database write back. Waiting for them
+        # also puts write_csv's time into the stored counts.
         counts = report.counts()
-
-        def before_finish() -> None:
-            # The notices are known once merged with D's stored ones, inside the transaction.
-            staged = staging_job.result()
-            change = outbox.change
-            staged.write("notices.csv", change.notices, NOTICES_COLUMNS, bom=True)
-            staged.prepare()  # again: notices.csv synced too, before the commit
-            report.notice_channels = change.channel_counts()
-            report.notice_changes = change.counts()
-            counts["notices"] = {"channel": report.notice_channels, **report.notice_changes}
-
         try:
-            with phases("write_db", business_date, run_id):
+            with (phases("write_db", business_date, run_id),
+                  ResultsWrite(database, run_id, day, lock) as write):
                 report.phases = phases.seconds
-                db.write_results(
-                    database, run_id, day,
-                    stored_rows,
-                    settlement_exceptions.assign(run_id=run_id),
+                write.replace_results(
+                    stored_rows, settlement_exceptions.assign(run_id=run_id),
                     rejects.rename(columns={"column": "column_name"}).assign(run_id=run_id),
-                    outcome=outcome, exit_code=exit_code,
+                    retry_plan=retry_plan.assign(run_id=run_id), watchlist=watch)
+                write.merge_notices(outbox.plan)
+                # The notices are known once merged with D's stored ones, inside the transaction.
+                _add_notices(staging_job.result(), outbox.change, report, counts)
+                write.close_run(
+                    outcome, exit_code,
                     digests={entry.file: entry.sha256 for entry in inputs.ledger},
-                    counts=counts, message=report.message, lock=lock,
-                    retry_plan=retry_plan.assign(run_id=run_id), watchlist=watch,
-                    outbox=outbox,
-                    reports_path=str(reports.runs_folder(settings.out, day).resolve() / run_id),
-                    before_finish=before_finish, before_commit=commit_now)
+                    counts=counts, message=report.message, ended_at=utc_now(),
+                    reports_path=str(reports.runs_folder(settings.out, day).resolve() / run_id))
+                if before_commit is not None:
+                    before_commit()
+                # From the commit to the switch of the reports, a stop signal waits
+                # (recon.signals).
+                signals.hold()
+                write.commit()
         except CommitUnknown as unknown:
             signals.release()
             # Kept, not discarded: if the commit did reach the server, the next run of D
@@ -365,7 +303,19 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
     return report
 
 
-def _publish(staged: reports.StagedReports, database: db.Database, report: RunReport,
+def _add_notices(staged: reports.StagedReports, change, report: RunReport,
+                 counts: dict) -> None:
+    """Write notices.csv from the merged change and make the staged reports ready again (so
+    it is synced too, before the commit); count D's notices in the report and the stored
+    counts."""
+    staged.write("notices.csv", change.notices, NOTICES_COLUMNS, bom=True)
+    staged.prepare()
+    report.notice_channels = change.channel_counts()
+    report.notice_changes = change.counts()
+    counts["notices"] = {"channel": report.notice_channels, **report.notice_changes}
+
+
+def _publish(staged: reports.StagedReports, database: engine.Database, report: RunReport,
              after_commit) -> None:
     """After the commit: switch OUT/<D> to this run's reports and record that it did. Never
     raises for a failure (the results are committed): the report says what holds."""
@@ -383,7 +333,7 @@ def _publish(staged: reports.StagedReports, database: db.Database, report: RunRe
         log.error("%s", report.message, extra=extra)
         return
     try:
-        db.mark_published(database, run_id)
+        ledger.mark_published(database, run_id, at=utc_now())
     except ReconError as exc:
         log.warning("reports published in %s, but not recorded in recon_runs (%s); the next "
                     "run of %s records it", staged.target, exc, day, extra=extra)
@@ -497,109 +447,3 @@ def _side_thread(settings: Settings):
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recon-side") as pool:
         yield pool
-
-
-def _refuse_unstorable_settled(inputs: DayInputs, outcomes: pd.DataFrame) -> None:
-    """An installment settled more than NUMERIC(14,2) holds refuses the date, on every database.
-
-    Each amount fits (validate rejects larger ones), but several SUCCESS rows can add up past
-    999,999,999,999.99: PostgreSQL would refuse the row mid-write, SQLite would store it. No
-    real car loan is settled that much: the rows are wrong, and a person must look at them.
-    """
-    over = outcomes[outcomes["amount_settled"] > MAX_AMOUNT_FEN]
-    if over.empty:
-        return
-    first = over.iloc[0]
-    instructions = inputs.instructions
-    ids = instructions.loc[(instructions["loan_id"] == first["loan_id"])
-                           & (instructions["installment_no"] == first["installment_no"]),
-                           "instruction_id"]
-    settlements = inputs.settlements
-    rows = settlements[settlements["instruction_id"].isin(ids)
-                       & (settlements["status"] == "SUCCESS")]
-    where = "; ".join(f"{file} line(s) {', '.join(str(line) for line in group['line'][:5])}"
-                      for file, group in rows.groupby("file", sort=True))
-    others = f" (and {len(over) - 1} more installment(s))" if len(over) > 1 else ""
-    raise InputRefused(
-        f"installment {first['loan_id']}/{first['installment_no']} is settled "
-        f"{fmt_yuan(pd.Series([first['amount_settled']]))[0]}, more than NUMERIC(14,2) holds "
-        f"(999999999999.99){others}; its SUCCESS rows: {where}",
-        next_step="check those settlement rows with the gateway, then rerun the date")
-
-
-def rejects_frame(inputs: DayInputs) -> pd.DataFrame:
-    rejects = inputs.rejects.copy()
-    rejects.insert(0, "business_date", inputs.business_date.isoformat())
-    rejects["line"] = rejects["line"].astype("Int64")
-    return protect_rejects(rejects)
-
-
-def outcome_rows(outcomes: pd.DataFrame, day: str, run_id: str) -> pd.DataFrame:
-    return pd.DataFrame({
-        "business_date": day,
-        "loan_id": outcomes["loan_id"],
-        "installment_no": outcomes["installment_no"],
-        "borrower_id": outcomes["borrower_id"],
-        "status": outcomes["status"],
-        "root_cause": outcomes["root_cause"],
-        "amount_due": fmt_yuan(outcomes["amount_due"]),
-        "amount_settled": fmt_yuan(outcomes["amount_settled"]),
-        "gateway": outcomes["gateway"],
-        "response_code": outcomes["response_code"],
-        "run_id": run_id,
-        "days_past_due": outcomes["days_past_due"],
-        "attempts": outcomes["attempts"],
-    })
-
-
-def _report(inputs: DayInputs, decisions, run_id: str, phases: Phases) -> RunReport:
-    outcomes = decisions.outcomes
-    causes = outcomes.loc[outcomes["status"] != Status.PAID.value, "root_cause"].value_counts()
-    causes = {str(cause): int(count) for cause, count in causes.items() if cause}
-    outstanding = outcomes["amount_outstanding"]
-    report = RunReport(
-        business_date=inputs.business_date,
-        run_id=run_id,
-        exit_code=ExitCode.OK,
-        outcome="done",
-        status_counts={str(k): int(v) for k, v in outcomes["status"].value_counts().items()},
-        cause_counts=dict(sorted(causes.items())),
-        amount_due_fen=int(outcomes["amount_due"].sum()),
-        amount_outstanding_fen=int(outstanding[outstanding > 0].sum()),
-        rows_rejected=int(sum(entry.rows_rejected for entry in inputs.ledger)),
-        duplicates_collapsed=int(sum(entry.duplicates_collapsed for entry in inputs.ledger)),
-        not_arrived=[f"{refusal.file}: {refusal.reason}" for refusal in inputs.refusals],
-        ledger=[dataclasses.asdict(entry) for entry in inputs.ledger],
-        settlement_exceptions={str(k): int(v) for k, v in
-                               decisions.settlement_exceptions["kind"].value_counts().items()},
-        phases=phases.seconds,
-    )
-    report.by_days_past_due = days_past_due_buckets(outcomes)
-    if inputs.refusals:
-        report.message = f"{len(inputs.refusals)} settlement file(s) not arrived; rerun later"
-    return report
-
-
-DAYS_PAST_DUE_BUCKETS = ["0", "1-30", "31-60", "over 60"]
-
-
-def days_past_due_bucket(days: pd.Series) -> pd.Series:
-    """0, 1-30, 31-60 or over 60 (CONTRACT 2.1's days_past_due)."""
-    return pd.Series(pd.cut(days, [-1, 0, 30, 60, float("inf")], labels=DAYS_PAST_DUE_BUCKETS)
-                     .astype(str), index=days.index)
-
-
-def days_past_due_buckets(outcomes: pd.DataFrame) -> dict[str, dict[str, int]]:
-    """Per bucket with installments: collected and not collected counts, outstanding fen."""
-    if outcomes.empty:
-        return {}
-    collected = outcomes["status"].isin([Status.PAID.value, Status.OVERPAID.value])
-    frame = pd.DataFrame({
-        "bucket": days_past_due_bucket(outcomes["days_past_due"]),
-        "collected": collected.astype("int64"),
-        "not_collected": (~collected).astype("int64"),
-        "amount_outstanding": outcomes["amount_outstanding"].clip(lower=0).astype("int64"),
-    })
-    sums = frame.groupby("bucket").sum()
-    return {bucket: {column: int(sums.loc[bucket, column]) for column in sums.columns}
-            for bucket in DAYS_PAST_DUE_BUCKETS if bucket in sums.index}

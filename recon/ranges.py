@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 
 from recon import cluster, logs, pipeline, signals
+from recon.clock import utc_now
 from recon.config import Settings
 from recon.contract import ExitCode
+from recon.db import migrations
 from recon.errors import ReconError
 from recon.signals import Interrupted
-from recon.sinks import database as db
 from recon.summary import render_summary
 
 log = logging.getLogger("recon")
@@ -168,7 +169,7 @@ def run_parallel(dates: list[dt.date], settings: Settings, jobs: int, log_setup:
     # Create or check the schema once here: workers racing to create it on an empty database
     # would see each other's half-made schema.
     try:
-        db.ensure_schema_of(settings.database_url)
+        migrations.ensure_schema_of(settings.database_url, clock=utc_now)
     except ReconError as error:
         for day in dates:
             show_result(day, "", f"recon {day}: {error}")

@@ -23,7 +23,7 @@ def _server_url() -> str:
 @pytest.fixture(scope="session")
 def postgres_server_url() -> str:
     """URL of a reachable PostgreSQL; skips on a laptop without one, fails under CI=true."""
-    from recon.sinks.database import normalise_url
+    from recon.db.urls import normalise_url
 
     url = _server_url()
     try:
@@ -42,7 +42,7 @@ def postgres_server_url() -> str:
 @contextmanager
 def throwaway_database(server_url: str) -> Iterator[str]:
     """A fresh, empty database on the server, dropped afterwards: its URL."""
-    from recon.sinks.database import normalise_url
+    from recon.db.urls import normalise_url
 
     admin_url = normalise_url(server_url)
     name = f"recon_t_{uuid.uuid4().hex[:12]}"

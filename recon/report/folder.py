@@ -11,29 +11,30 @@ import os
 import uuid
 from pathlib import Path
 
+from recon.db import engine
 from recon.errors import UsageError
 from recon.report.page import render_html
 from recon.report.trend import (ACTIONS_BY_DAY_COLUMNS, BY_DAY_COLUMNS, BY_DAYS_PAST_DUE_COLUMNS,
                                 BY_GATEWAY_COLUMNS, BY_ROOT_CAUSE_COLUMNS,
                                 RETRY_PLAN_BY_DAY_COLUMNS, Trend, actions_by_day, as_text,
                                 build_trend, days_past_due_table, retry_plan_table)
-from recon.sinks import database as db
 from recon.sinks.reports import FILE_MODE, StagedReports, clean_up, output_errors
+from recon.sources import stored
 
 
 def make_report(database_url: str, out_dir: Path, date_from: dt.date, date_to: dt.date, *,
                 generated_at: str) -> tuple[Path, Trend]:
     """Read the stored results of the dates and write the report folder; return it and tables."""
-    database = db.connect(database_url)
+    database = engine.connect(database_url)
     try:
-        if not db.has_results_schema(database):
+        if not stored.has_results_schema(database):
             raise UsageError(f"database {database.shown_url} holds no recon results",
                              next_step="check --db or RECON_DATABASE_URL, or run `recon run` first")
-        groups = db.read_daily_root_causes(database, date_from.isoformat(), date_to.isoformat())
-        runs = db.read_stored_runs(database, date_from.isoformat(), date_to.isoformat())
-        overdue = db.read_days_past_due(database, date_from.isoformat(), date_to.isoformat())
-        actions = db.read_retry_actions(database, date_from.isoformat(), date_to.isoformat())
-        notice_actions = db.read_daily_actions(database, date_from.isoformat(),
+        groups = stored.read_daily_root_causes(database, date_from.isoformat(), date_to.isoformat())
+        runs = stored.read_stored_runs(database, date_from.isoformat(), date_to.isoformat())
+        overdue = stored.read_days_past_due(database, date_from.isoformat(), date_to.isoformat())
+        actions = stored.read_retry_actions(database, date_from.isoformat(), date_to.isoformat())
+        notice_actions = stored.read_daily_actions(database, date_from.isoformat(),
                                                date_to.isoformat())
         source = database.shown_url
     finally:

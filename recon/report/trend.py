@@ -136,7 +136,7 @@ def build_trend(groups: pd.DataFrame, runs: pd.DataFrame, date_from: dt.date,
 
 
 def days_past_due_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows of db.read_days_past_due -> BY_DAYS_PAST_DUE_COLUMNS, buckets in age order."""
+    """Rows of stored.read_days_past_due -> BY_DAYS_PAST_DUE_COLUMNS, buckets in age order."""
     table = pd.DataFrame({
         "business_date": rows["business_date"].astype("str"),
         "days_past_due": rows["bucket"].astype("str"),
@@ -151,7 +151,7 @@ def days_past_due_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def retry_plan_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows of db.read_retry_actions -> RETRY_PLAN_BY_DAY_COLUMNS."""
+    """Rows of stored.read_retry_actions -> RETRY_PLAN_BY_DAY_COLUMNS."""
     return pd.DataFrame({
         "business_date": rows["business_date"].astype("str"),
         "action": rows["action"].astype("str"),

@@ -6,8 +6,8 @@
 Loads the same synthetic `installment_outcomes` rows four ways, each in its own transaction on
 an emptied table, and prints the wall time of each:
 
-- partition swap: what recon does since migration 005 (`recon.sinks.database`'s
-  `_replace_outcome_partition`): COPY into a fresh table of the date with no index, build the
+- partition swap: what recon does since migration 005 (`recon.db.partitions`'
+  `replace_outcome_partition`): COPY into a fresh table of the date with no index, build the
   primary key and indexes once, drop the date's old partition, attach the new one;
 - COPY: COPY straight into the date's partition with its primary key and indexes in place
   (what recon did before 005, less the DELETE);
@@ -34,7 +34,13 @@ import sqlalchemy as sa
 from psycopg2.extras import execute_values
 
 from recon.contract import RootCause, Status
-from recon.sinks import database as db
+from recon.clock import utc_now
+from recon.db.bulk import bulk_insert
+from recon.db.engine import Database, connect
+from recon.db.migrations import upgrade
+from recon.db.partitions import ensure_date_partition, replace_outcome_partition
+from recon.db.tables import OUTCOME_COLUMNS, outcome_partition_name
+from recon.db.urls import normalise_url, safe_url_text
 
 TABLE = "installment_outcomes"
 BUSINESS_DATE = "2026-11-27"
@@ -60,15 +66,15 @@ def outcome_rows(count: int, seed: int = 20261127) -> pd.DataFrame:
         "gateway": rng.choice(["UNIONPAY", "CNAPS_DD", "ALLINPAY"], count),
         "response_code": np.where(paid, "00", "51"),
         "run_id": RUN_ID,
-    })[db.OUTCOME_COLUMNS]
+    })[OUTCOME_COLUMNS]
 
 
 def load_with_partition_swap(_database, connection: sa.Connection, rows: pd.DataFrame) -> None:
-    db._replace_outcome_partition(connection, BUSINESS_DATE, rows)
+    replace_outcome_partition(connection, BUSINESS_DATE, RUN_ID, rows)
 
 
-def load_with_copy(database: db.Database, connection: sa.Connection, rows: pd.DataFrame) -> None:
-    db._bulk_insert(database, connection, TABLE, db.OUTCOME_COLUMNS, rows)
+def load_with_copy(database: Database, connection: sa.Connection, rows: pd.DataFrame) -> None:
+    bulk_insert(database, connection, TABLE, OUTCOME_COLUMNS, rows)
 
 
 def _values(rows: pd.DataFrame) -> list[tuple]:
@@ -77,19 +83,19 @@ def _values(rows: pd.DataFrame) -> list[tuple]:
 
 def load_batched_insert(_database, connection: sa.Connection, rows: pd.DataFrame) -> None:
     with connection.connection.driver_connection.cursor() as cursor:
-        execute_values(cursor, f"INSERT INTO {TABLE} ({', '.join(db.OUTCOME_COLUMNS)}) "
+        execute_values(cursor, f"INSERT INTO {TABLE} ({', '.join(OUTCOME_COLUMNS)}) "
                                f"VALUES %s", _values(rows), page_size=1000)
 
 
 def load_row_by_row(_database, connection: sa.Connection, rows: pd.DataFrame) -> None:
-    placeholders = ", ".join(["%s"] * len(db.OUTCOME_COLUMNS))
+    placeholders = ", ".join(["%s"] * len(OUTCOME_COLUMNS))
     with connection.connection.driver_connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {TABLE} ({', '.join(db.OUTCOME_COLUMNS)}) "
+        cursor.executemany(f"INSERT INTO {TABLE} ({', '.join(OUTCOME_COLUMNS)}) "
                            f"VALUES ({placeholders})", _values(rows))
 
 
-def timed_load(database: db.Database, rows: pd.DataFrame,
-               load: Callable[[db.Database, sa.Connection, pd.DataFrame], None]) -> float:
+def timed_load(database: Database, rows: pd.DataFrame,
+               load: Callable[[Database, sa.Connection, pd.DataFrame], None]) -> float:
     """Seconds to load `rows` into the emptied table and commit; checks every row arrived."""
     with database.engine.begin() as connection:
         connection.execute(sa.text(f"TRUNCATE {TABLE}"))
@@ -106,7 +112,7 @@ def timed_load(database: db.Database, rows: pd.DataFrame,
 
 
 def throwaway_database(server_url: str, name: str) -> tuple[str, Callable[[], None]]:
-    admin = sa.create_engine(db.normalise_url(server_url), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(normalise_url(server_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -116,7 +122,7 @@ def throwaway_database(server_url: str, name: str) -> tuple[str, Callable[[], No
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
-    url = db.normalise_url(server_url).set(database=name)
+    url = normalise_url(server_url).set(database=name)
     return url.render_as_string(hide_password=False), drop
 
 
@@ -129,24 +135,24 @@ def main() -> None:
     server = os.environ.get("RECON_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1/postgres")
     url, drop = throwaway_database(server, "recon_bench_copy")
     try:
-        database = db.connect(url)
-        db.upgrade(database)
+        database = connect(url)
+        upgrade(database, clock=utc_now)
         with database.engine.begin() as connection:  # the rows' run, for the foreign key
             connection.execute(sa.text(
                 "INSERT INTO recon_runs (run_id, business_date, started_at, outcome, host, pid, "
                 "recon_version, database_url) VALUES (:run, :d, now(), 'running', 'bench', 0, "
                 "'bench', 'bench')"), {"run": RUN_ID, "d": BUSINESS_DATE})
         # The date's partition and its leaf, for the methods that load through the parent.
-        db._ensure_date_partition(database, BUSINESS_DATE)
+        ensure_date_partition(database, BUSINESS_DATE)
         with database.engine.begin() as connection:
-            name = db.outcome_partition_name(BUSINESS_DATE)
+            name = outcome_partition_name(BUSINESS_DATE)
             connection.execute(sa.text(f"CREATE TABLE {name}_data PARTITION OF {name} "
                                        f"FOR VALUES IN ('{BUSINESS_DATE}')"))
         rows = outcome_rows(options.rows)
         methods = {"partition swap (recon)": load_with_partition_swap,
                    "COPY into indexed table": load_with_copy, "batched INSERT (1,000/stmt)":
                    load_batched_insert, "row-by-row INSERT": load_row_by_row}
-        print(f"{options.rows:,} installment_outcomes rows into {db.safe_url_text(url)}, "
+        print(f"{options.rows:,} installment_outcomes rows into {safe_url_text(url)}, "
               f"best of {options.repeat}:")
         best: dict[str, float] = {}
         for name, load in methods.items():

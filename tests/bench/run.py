@@ -31,7 +31,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from recon.sinks.database import normalise_url
+from recon.db.urls import normalise_url
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "bench-data"

@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from recon.sinks import database as db
+from recon.db.engine import connect
+from recon.sources.stored import read_outcomes
 
 
 def _agreement(name: str, truth: pd.DataFrame, stored: pd.DataFrame, key: list[str]) -> bool:
@@ -46,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     truth = pd.read_csv(options.day_dir / "_truth.csv", **text,
                         usecols=["loan_id", "installment_no", "status", "root_cause"])
     truth["installment_no"] = truth["installment_no"].astype("int64")
-    database = db.connect(options.db)
+    database = connect(options.db)
     try:
-        stored, _ = db.read_outcomes(database, day, block_bytes=16 << 20)
+        stored, _ = read_outcomes(database, day, block_bytes=16 << 20)
         with database.engine.connect() as connection:
             exceptions = pd.read_sql(sa.text(
                 "SELECT gateway_txn_id, kind FROM settlement_exceptions WHERE business_date = :d"),

@@ -18,7 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from recon.cli import main
-from recon.sinks import database as db
+from recon.db.engine import connect
+from recon.sources.stored import read_outcomes
 from tests.conftest import FIXTURES, throwaway_database
 from tests.synth import generate_day
 
@@ -91,9 +92,9 @@ def test_a_rerun_on_postgres_diffs_stored_outcomes_read_in_small_blocks(tmp_path
                 shutil.move(late / name, inbox / day / name)
             # Still 4, the sample day's own code: one of its gateways never sends a file.
             assert run(inbox, out, url, day, block).exit_code == 4
-            database = db.connect(url)
+            database = connect(url)
             try:
-                stored, _ = db.read_outcomes(database, day, block_bytes=int(block))
+                stored, _ = read_outcomes(database, day, block_bytes=int(block))
             finally:
                 database.dispose()
         loan_ids = pa.chunked_array(pa.array(stored["loan_id"]))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from recon.sinks.database import normalise_url
+from recon.db.urls import normalise_url
 from tests.conftest import FIXTURES, ROOT
 
 DAYS = ["2026-11-27", "2026-11-28"]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from recon import pipeline
 from recon.config import Settings
+from recon.db.write import ResultsWrite
 from recon.errors import ReconError
 
 
@@ -37,13 +38,13 @@ def main(argv: list[str]) -> int:
         raise SystemExit("hold_run: never released")
 
     if os.environ.get("HOLD_AT") == "write":
-        write_results = pipeline.db.write_results
+        begin = ResultsWrite.__enter__
 
-        def hold_then_write(*args, **kwargs):
+        def hold_then_begin(write):
             hold()
-            return write_results(*args, **kwargs)
+            return begin(write)
 
-        pipeline.db.write_results = hold_then_write
+        ResultsWrite.__enter__ = hold_then_begin
     try:
         report = pipeline.run(dt.date.fromisoformat(day), settings,
                               before_commit=None if os.environ.get("HOLD_AT") == "write" else hold)

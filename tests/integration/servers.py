@@ -20,7 +20,7 @@ from typing import Iterator
 import pytest
 import sqlalchemy as sa
 
-from recon.sinks.database import normalise_url
+from recon.db.urls import normalise_url
 
 PGBOUNCER_PORT = 6440  # this workstream's pgbouncer ports: 6440-6449
 CLUSTER_PORT = 5440  # and private clusters: 5440-5449

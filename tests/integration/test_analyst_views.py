@@ -6,22 +6,26 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from recon.sinks import database as db
+from recon.clock import utc_now
+from recon.db.engine import connect
+from recon.db.migrations import upgrade
+from recon.db.tables import outcome_partition_name
+from recon.db.urls import normalise_url
 from tests.integration.helpers import query
 
 D1, D2 = "2026-11-27", "2026-11-28"
 
 
 def make_schema(database_url: str) -> None:
-    database = db.connect(database_url)
+    database = connect(database_url)
     try:
-        db.upgrade(database)
+        upgrade(database, clock=utc_now)
     finally:
         database.dispose()
 
 
 def insert(database_url: str, table: str, rows: list[dict]) -> None:
-    engine = sa.create_engine(db.normalise_url(database_url))
+    engine = sa.create_engine(normalise_url(database_url))
     columns = list(rows[0])
     statement = sa.text(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
                         f"({', '.join(':' + column for column in columns)})")
@@ -30,7 +34,7 @@ def insert(database_url: str, table: str, rows: list[dict]) -> None:
             if table == "installment_outcomes" and engine.dialect.name == "postgresql":
                 # Partitioned by date (005); recon's writes create the partitions themselves.
                 for day in sorted({row["business_date"] for row in rows}):
-                    name = db.outcome_partition_name(day)
+                    name = outcome_partition_name(day)
                     connection.execute(sa.text(
                         f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF installment_outcomes "
                         f"FOR VALUES IN ('{day}') PARTITION BY LIST (business_date)"))

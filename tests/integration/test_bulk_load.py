@@ -6,7 +6,12 @@ from decimal import Decimal
 
 import pandas as pd
 
-from recon.sinks import database as db
+from recon.clock import utc_now
+from recon.db.engine import connect
+from recon.db.ledger import start_run
+from recon.db.migrations import ensure_schema
+from recon.db.tables import OUTCOME_COLUMNS, SETTLEMENT_EXCEPTION_COLUMNS
+from recon.db.write import ResultsWrite
 from tests.integration.helpers import query
 
 DAY = "2026-11-28"
@@ -15,13 +20,15 @@ AWKWARD = ['say "hi", then go', "two\nlines\r\nand a tab\t", "中文，全角逗
 
 
 def write(database_url: str, rejects: pd.DataFrame, outcomes: pd.DataFrame) -> None:
-    database = db.connect(database_url)
+    database = connect(database_url)
     try:
-        db.ensure_schema(database)
-        db.start_run(database, "r1", DAY, "test")
-        empty_exceptions = pd.DataFrame(columns=db.SETTLEMENT_EXCEPTION_COLUMNS)
-        db.write_results(database, "r1", DAY, outcomes, empty_exceptions, rejects,
-                         outcome="done", exit_code=0, digests={}, counts={}, message="")
+        ensure_schema(database, clock=utc_now)
+        start_run(database, "r1", DAY, "test", started_at=utc_now())
+        empty_exceptions = pd.DataFrame(columns=SETTLEMENT_EXCEPTION_COLUMNS)
+        with ResultsWrite(database, "r1", DAY) as results:
+            results.replace_results(outcomes, empty_exceptions, rejects)
+            results.close_run("done", 0, digests={}, counts={}, message="", ended_at=utc_now())
+            results.commit()
     finally:
         database.dispose()
 
@@ -38,7 +45,7 @@ def test_text_survives_the_bulk_load_byte_for_byte_and_empty_is_null(database_ur
         "root_cause": [None, "insufficient_balance"], "amount_due": ["0.10", "123456789012.34"],
         "amount_settled": ["0.10", "0.00"], "gateway": ["UNIONPAY", ""],
         "response_code": ["00", "05"], "run_id": "r1", "days_past_due": [0, 45],
-        "attempts": [1, 0]})[db.OUTCOME_COLUMNS]
+        "attempts": [1, 0]})[OUTCOME_COLUMNS]
 
     write(database_url, rejects, outcomes)
 

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from recon import ranges
 from recon.config import Settings
-from recon.sinks import database as db
+from recon.db import bulk
+from recon.db.urls import normalise_url
 from tests.conftest import FIXTURES
 from tests.integration.helpers import (DAYS, expected_exit_code, read_rows, recon_run, runs,
                                        snapshot)
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.postgres
 def terminating_stream(url: str, after_reads: int):
     """io with a BytesIO whose reads end the reading COPY's server session after a few
     chunks: the session is terminated while the server is taking rows."""
-    admin = sa.create_engine(db.normalise_url(url), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
     reads = {"n": 0}
 
     class Stream(io.BytesIO):
@@ -58,8 +59,8 @@ def test_session_ended_during_copy_is_one_line_without_data(postgres_url, tmp_pa
     assert recon_run(DAY, postgres_url, tmp_path).returncode == expected_exit_code(DAY)
     before = snapshot(postgres_url, DAY)
     fake_io, admin = terminating_stream(postgres_url, after_reads=3)
-    monkeypatch.setattr(db, "io", fake_io)
-    monkeypatch.setattr(db, "COPY_CHUNK_BYTES", 256)  # several reads for the fixture's rows
+    monkeypatch.setattr(bulk, "io", fake_io)
+    monkeypatch.setattr(bulk, "COPY_CHUNK_BYTES", 256)  # several reads for the fixture's rows
     settings = Settings(inbox=FIXTURES / "inbox", out=tmp_path / "out",
                         database_url=postgres_url)
     try:

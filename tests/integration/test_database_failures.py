@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from recon import pipeline
 from recon.config import Settings
 from recon.errors import DatabaseFailed
-from recon.sinks.database import normalise_url
+from recon.db.urls import normalise_url
 from tests.conftest import FIXTURES
 from tests.integration.helpers import (DAYS, expected_exit_code, recon, recon_run, runs,
                                        snapshot)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from recon.sinks.database import normalise_url
+from recon.db.urls import normalise_url
 from tests.integration.helpers import (DAYS, HeldRun, expected_exit_code, query, recon_run,
                                        runs, snapshot)
 

@@ -24,7 +24,8 @@ import sqlalchemy as sa
 from recon import pipeline
 from recon.config import Settings
 from recon.errors import OutboxConflict
-from recon.sinks import database as db
+from recon.db.engine import connect, write_transaction
+from recon.db.write import merge_notices
 from tests.integration.helpers import HeldRun, engine_for
 
 DAY = "2026-11-27"
@@ -346,7 +347,7 @@ def test_a_notice_written_by_a_racing_run_rolls_this_run_back(database_url, tmp_
     url = database_url
     pipeline.run(D, settings(url, inbox, tmp_path / "out"))
     before = all_notice_rows(url)
-    database = db.connect(url)
+    database = connect(url)
 
     class Racing:
         def plan(self, stored):
@@ -373,12 +374,12 @@ def test_a_notice_written_by_a_racing_run_rolls_this_run_back(database_url, tmp_
             return change
 
     try:
-        with database.engine.connect() as connection, db.write_transaction(connection):
+        with database.engine.connect() as connection, write_transaction(connection):
             if database.is_postgres:
                 with pytest.raises(OutboxConflict, match="another run wrote notices"):
-                    db.merge_notices(database, connection, DAY, Racing().plan)
+                    merge_notices(database, connection, DAY, Racing().plan)
             else:
-                db.merge_notices(database, connection, DAY, Racing().plan)
+                merge_notices(database, connection, DAY, Racing().plan)
                 connection.rollback()
     finally:
         database.dispose()

@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from recon.sinks import database as db
-from recon.sinks.database import normalise_url
+from recon.db.tables import OUTCOME_COLUMNS
+from recon.db.urls import normalise_url
 from tests.conftest import FIXTURES, throwaway_database
 from tests.integration.helpers import (DAYS, amounts_due_from_inbox, copy_day, expected_exit_code,
                                        expected_outcomes, query, read_rows, recon, recon_run, runs,
@@ -148,7 +148,7 @@ def test_the_dates_rows_keep_no_column_default_from_their_load(loaded, day):
     defaults = query(url, "SELECT column_name, column_default FROM information_schema.columns "
                           "WHERE table_name = :t AND column_default IS NOT NULL", t=leaf)
     assert query(url, "SELECT count(*) AS n FROM information_schema.columns "
-                      "WHERE table_name = :t", t=leaf)[0].n == len(db.OUTCOME_COLUMNS)
+                      "WHERE table_name = :t", t=leaf)[0].n == len(OUTCOME_COLUMNS)
     assert defaults == []
     assert query(url, "SELECT DISTINCT business_date::text AS d FROM " + leaf)[0].d == day
 

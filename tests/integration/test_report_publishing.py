@@ -13,7 +13,7 @@ import pytest
 from recon import pipeline
 from recon.config import Settings
 from recon.errors import CommitUnknown
-from recon.sinks import database as db
+from recon.db.write import ResultsWrite
 from tests.conftest import FIXTURES
 from tests.integration.helpers import (DAYS, copy_day, expected_exit_code, faulty_recon,
                                        published, query, recon_run, results_run_id, runs,
@@ -195,15 +195,15 @@ def test_commit_unknown_keeps_the_reports_for_the_next_run_to_publish_or_remove(
         database_url, tmp_path, monkeypatch, committed):
     settings = Settings(inbox=FIXTURES / "inbox", out=tmp_path / "out", database_url=database_url)
     first = pipeline.run(dt.date.fromisoformat(DAY), settings)
-    real_write = db.write_results
+    real_commit = ResultsWrite.commit
 
-    def commit_in_flight(*args, **kwargs):
+    def commit_in_flight(write):
         if committed:
-            real_write(*args, **kwargs)
+            real_commit(write)
         raise CommitUnknown("the connection was lost during COMMIT and the server could not "
                             "be asked since")
 
-    monkeypatch.setattr(db, "write_results", commit_in_flight)
+    monkeypatch.setattr(ResultsWrite, "commit", commit_in_flight)
     with pytest.raises(CommitUnknown, match="next run of") as lost:
         pipeline.run(dt.date.fromisoformat(DAY), settings)
     assert "nothing was written" not in str(lost.value)
@@ -211,7 +211,7 @@ def test_commit_unknown_keeps_the_reports_for_the_next_run_to_publish_or_remove(
     lost_run = runs(database_url, DAY)[-1].run_id
     assert (tmp_path / "out" / ".runs" / DAY / lost_run).is_dir()  # kept for the next run
 
-    monkeypatch.setattr(db, "write_results", real_write)
+    monkeypatch.setattr(ResultsWrite, "commit", real_commit)
     refused = pipeline.run(dt.date.fromisoformat(DAY),
                            settings.model_copy(update={"inbox": refused_inbox(tmp_path)}))
     assert refused.exit_code == 3

@@ -8,7 +8,10 @@ import datetime as dt
 import pytest
 
 from recon.errors import DateLocked
-from recon.sinks import database as db
+from recon.clock import utc_now
+from recon.db import locks
+from recon.db.engine import connect
+from recon.db.migrations import ensure_schema
 from tests.integration.helpers import (DAYS, HeldRun, expected_exit_code, expected_outcomes,
                                        recon_run, runs, snapshot, start_recon_run,
                                        wait_for_stderr_line)
@@ -68,7 +71,7 @@ def test_second_run_of_a_held_date_exits_5_naming_the_holder(database_url, tmp_p
 
 
 class FakeClock:
-    """Stands in for the `time` module inside recon.sinks.database: sleeping advances it."""
+    """Stands in for the `time` module inside recon.db.locks: sleeping advances it."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -84,14 +87,14 @@ class FakeClock:
 
 def test_wait_retries_until_the_given_seconds_then_gives_up_with_exit_5(database_url,
                                                                         monkeypatch):
-    database = db.connect(database_url)
+    database = connect(database_url)
     try:
-        db.ensure_schema(database)
-        with db.date_lock(database, DAY):  # held by "another run" (its own connection or file)
+        ensure_schema(database, clock=utc_now)
+        with locks.date_lock(database, DAY):  # held by "another run" (its own connection or file)
             clock = FakeClock()
-            monkeypatch.setattr(db, "time", clock)
+            monkeypatch.setattr(locks, "time", clock)
             with pytest.raises(DateLocked) as refused:
-                with db.date_lock(database, DAY, wait_seconds=2):
+                with locks.date_lock(database, DAY, wait_seconds=2):
                     raise AssertionError("took a lock that is held")
             monkeypatch.undo()
     finally:
@@ -129,16 +132,16 @@ def test_run_with_wait_runs_after_the_holder_finishes(database_url, tmp_path):
 
 
 def test_locks_of_different_dates_are_independent_and_of_one_date_exclusive(database_url):
-    database = db.connect(database_url)
+    database = connect(database_url)
     try:
-        db.ensure_schema(database)
-        with db.date_lock(database, DAY):
-            with db.date_lock(database, DAYS[0]):  # another date: taken while D is held
+        ensure_schema(database, clock=utc_now)
+        with locks.date_lock(database, DAY):
+            with locks.date_lock(database, DAYS[0]):  # another date: taken while D is held
                 with pytest.raises(DateLocked):
-                    with db.date_lock(database, DAY):
+                    with locks.date_lock(database, DAY):
                         raise AssertionError("took a lock that is held")
                 with pytest.raises(DateLocked):
-                    with db.date_lock(database, DAYS[0]):
+                    with locks.date_lock(database, DAYS[0]):
                         raise AssertionError("took a lock that is held")
     finally:
         database.dispose()
@@ -160,12 +163,12 @@ def test_a_run_of_another_date_finishes_while_one_date_is_held(postgres_url, tmp
 
 
 def test_date_lock_is_released_when_the_holder_ends(database_url):
-    database = db.connect(database_url)
+    database = connect(database_url)
     try:
-        db.ensure_schema(database)
-        with db.date_lock(database, DAY):
+        ensure_schema(database, clock=utc_now)
+        with locks.date_lock(database, DAY):
             pass
-        with db.date_lock(database, DAY):
+        with locks.date_lock(database, DAY):
             pass
     finally:
         database.dispose()

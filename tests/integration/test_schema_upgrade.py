@@ -11,7 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from recon.errors import ReconError
-from recon.sinks import database as db
+from recon.clock import utc_now
+from recon.db import migrations
+from recon.db.engine import connect
+from recon.db.urls import normalise_url
 from tests.integration.helpers import (DAYS, expected_exit_code, query, recon, recon_run, runs,
                                        subprocess_env)
 
@@ -41,9 +44,9 @@ def latest_shipped_version(database_url: str) -> int:
 
 
 def test_the_code_finds_exactly_the_shipped_migrations(database_url):
-    database = db.connect(database_url)
+    database = connect(database_url)
     try:
-        assert [name for _, name, _ in db.migrations(database)] == migration_names(database_url)
+        assert [name for _, name, _ in migrations.migrations(database)] == migration_names(database_url)
     finally:
         database.dispose()
 
@@ -66,9 +69,9 @@ def test_upgrade_of_an_empty_database_applies_every_migration_in_order(database_
 
 
 def test_run_refuses_an_older_schema_until_db_upgrade(database_url, tmp_path):
-    database = db.connect(database_url)
+    database = connect(database_url)
     try:
-        db.upgrade(database, target=1)
+        migrations.upgrade(database, clock=utc_now, target=1)
     finally:
         database.dispose()
     assert applied(database_url) == ["001_initial"]
@@ -97,7 +100,7 @@ def test_run_refuses_a_schema_newer_than_this_recon(database_url, tmp_path):
     # runs this one): writing with this release's idea of the tables could fail halfway.
     assert recon("db", "upgrade", "--db", database_url, cwd=tmp_path).returncode == 0
     newer = latest_shipped_version(database_url) + 1
-    database = db.connect(database_url)
+    database = connect(database_url)
     try:
         with database.engine.begin() as connection:
             connection.execute(sa.text(
@@ -119,13 +122,13 @@ def test_without_shipped_migrations_upgrade_and_run_refuse_and_create_nothing(
     empty = tmp_path / "sql"
     (empty / "postgresql").mkdir(parents=True)
     (empty / "sqlite").mkdir()
-    monkeypatch.setattr(db, "MIGRATIONS", empty)
-    database = db.connect(database_url)
+    monkeypatch.setattr(migrations, "MIGRATIONS", empty)
+    database = connect(database_url)
     try:
         with pytest.raises(ReconError) as upgrade_refused:
-            db.upgrade(database)
+            migrations.upgrade(database, clock=utc_now)
         with pytest.raises(ReconError) as check_refused:
-            db.ensure_schema(database)
+            migrations.ensure_schema(database, clock=utc_now)
         assert not sa.inspect(database.engine).get_table_names()
     finally:
         database.dispose()
@@ -154,25 +157,25 @@ def test_concurrent_upgrades_apply_each_migration_once(database_url, tmp_path):
 
 
 def test_a_failing_migration_is_applied_all_or_nothing(database_url, tmp_path, monkeypatch):
-    database = db.connect(database_url)
+    database = connect(database_url)
     dialect = "postgresql" if database.is_postgres else "sqlite"
     sql_dir = tmp_path / "sql"
-    shutil.copytree(str(db.MIGRATIONS), sql_dir)
+    shutil.copytree(str(migrations.MIGRATIONS), sql_dir)
     (sql_dir / dialect / "999_broken.sql").write_text(
         "CREATE TABLE half_done (x integer);\n"
         "CREATE INDEX half_done_x ON half_done (x);\n"
         "THIS IS NOT SQL;\n", encoding="utf-8")
-    monkeypatch.setattr(db, "MIGRATIONS", sql_dir)
+    monkeypatch.setattr(migrations, "MIGRATIONS", sql_dir)
     try:
         with pytest.raises(ReconError) as failure:
-            db.upgrade(database)
+            migrations.upgrade(database, clock=utc_now)
         assert "999_broken" in str(failure.value)
         assert not sa.inspect(database.engine).has_table("half_done")
         assert applied(database_url) == migration_names(database_url)  # all but 999_broken
 
         (sql_dir / dialect / "999_broken.sql").write_text(
             "CREATE TABLE half_done (x integer);\n", encoding="utf-8")
-        assert db.upgrade(database) == ["999_broken"]
+        assert migrations.upgrade(database, clock=utc_now) == ["999_broken"]
         assert sa.inspect(database.engine).has_table("half_done")
     finally:
         database.dispose()
@@ -195,9 +198,9 @@ def _partitions(url: str) -> dict[str, str]:
 @pytest.mark.postgres
 def test_upgrade_from_version_4_keeps_every_outcome_row_in_per_date_partitions(postgres_url,
                                                                                tmp_path):
-    database = db.connect(postgres_url)
+    database = connect(postgres_url)
     try:
-        db.upgrade(database, target=4)
+        migrations.upgrade(database, clock=utc_now, target=4)
         with database.engine.begin() as connection:
             connection.execute(sa.text(
                 "INSERT INTO recon_runs (run_id, business_date, started_at, outcome, host, pid, "
@@ -304,7 +307,7 @@ def test_database_lacking_a_lower_numbered_migration_is_refused_then_upgraded(po
                                                                                tmp_path):
     # Migration numbers are reserved per workstream: a database can get 009 before 007 ships.
     assert recon_run(DAY, postgres_url, tmp_path).returncode == expected_exit_code(DAY)
-    engine = sa.create_engine(db.normalise_url(postgres_url))
+    engine = sa.create_engine(normalise_url(postgres_url))
     try:
         with engine.begin() as connection:
             connection.execute(sa.text("DROP TABLE recon_date_locks"))

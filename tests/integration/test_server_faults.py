@@ -18,7 +18,7 @@ import psycopg2
 import pytest
 import sqlalchemy as sa
 
-from recon.sinks.database import normalise_url
+from recon.db.urls import normalise_url
 from tests.integration.helpers import (DAYS, HeldRun, expected_exit_code, recon_run, runs,
                                        snapshot)
 from tests.integration.servers import Cluster

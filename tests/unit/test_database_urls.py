@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import make_url
 
-from recon.sinks.database import normalise_url, safe_url_text, scrub
+from recon.db.urls import normalise_url, safe_url_text, scrub
 
 
 @pytest.mark.parametrize("url, shown", [

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pandas as pd
 
-from recon.pipeline import RunReport, days_past_due_buckets
+from recon.run_report import RunReport, days_past_due_buckets
 from recon.summary import render_summary, yuan
 
 

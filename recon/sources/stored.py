@@ -1,0 +1,187 @@
+"""Reads of stored results, a source like the inbox: D's previous outcomes (the run diff),
+earlier dates' attempts and failures (the retry plan, the watchlist), and the trend report's
+rows."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from recon.db.engine import Database, reachable
+
+
+def read_outcomes(database: Database, business_date: str, *,
+                  block_bytes: int) -> tuple[pd.DataFrame, str]:
+    """D's stored outcomes and the run that wrote them ("" if none): the run diff's "before".
+
+    Columns loan_id, installment_no, status, root_cause ('' for none). Read through the driver
+    (COPY on PostgreSQL): a million rows through SQLAlchemy's row objects take seconds.
+    """
+    query = ("SELECT loan_id, installment_no, status, root_cause FROM installment_outcomes "
+             "WHERE business_date = {}")
+    types = {"loan_id": pa.string(), "installment_no": pa.int64(), "status": pa.string(),
+             "root_cause": pa.string()}
+    with reachable(database), database.engine.connect() as connection:
+        run_id = connection.execute(sa.text(
+            "SELECT run_id FROM installment_outcomes WHERE business_date = :d LIMIT 1"),
+            {"d": business_date}).scalar()
+        table = _select_table(database, connection, query, (business_date,), types,
+                              block_bytes=block_bytes, strings_can_be_null=True)
+    frame = table.to_pandas()
+    frame["root_cause"] = frame["root_cause"].fillna("")
+    return frame, run_id or ""
+
+
+def read_earlier_attempts(database: Database, business_date: str, since: str) -> pd.DataFrame:
+    """Sent attempts stored for dates from `since` to before D, per installment not collected
+    on them (loan_id, installment_no, attempts): the retry plan's attempt caps. Rows written
+    before migration 009 have no attempts and count none."""
+    query = ("SELECT loan_id, installment_no, sum(attempts) FROM installment_outcomes "
+             "WHERE business_date >= {0} AND business_date < {0} AND root_cause IS NOT NULL "
+             "AND attempts > 0 GROUP BY loan_id, installment_no")
+    with reachable(database), database.engine.connect() as connection:
+        if database.is_postgres:
+            with connection.connection.driver_connection.cursor() as cursor:
+                cursor.execute(query.format("%s::date"), (since, business_date))
+                rows = cursor.fetchall()
+        else:
+            rows = connection.exec_driver_sql(query.format("?"), (since, business_date)).fetchall()
+    columns = list(zip(*rows)) or [(), (), ()]
+    return pd.DataFrame({"loan_id": pd.Series(columns[0], dtype="str"),
+                         "installment_no": pd.Series(columns[1], dtype="int64"),
+                         "attempts": pd.Series(columns[2], dtype="int64")})
+
+
+def has_results_schema(database: Database) -> bool:
+    with reachable(database), database.engine.connect() as connection:
+        return sa.inspect(connection).has_table("installment_outcomes")
+
+
+def read_daily_root_causes(database: Database, date_from: str, date_to: str) -> pd.DataFrame:
+    """Rows of the analyst view `daily_root_causes` for the dates, amounts as exact text."""
+    with reachable(database), database.engine.connect() as connection:
+        frame = pd.read_sql(sa.text(
+            "SELECT business_date, root_cause, gateway, status, installments, amount_due, "
+            "amount_outstanding FROM daily_root_causes WHERE business_date BETWEEN :a AND :b "
+            "ORDER BY business_date, gateway, root_cause, status"),
+            connection, params={"a": date_from, "b": date_to}, coerce_float=False)
+    frame["business_date"] = frame["business_date"].astype("str")
+    for column in ("amount_due", "amount_outstanding"):
+        frame[column] = frame[column].map(str)
+    return frame
+
+
+def read_days_past_due(database: Database, date_from: str, date_to: str) -> pd.DataFrame:
+    """Per business date and days-past-due bucket (0, 1-30, 31-60, over 60): installments
+    collected and not, and the amount outstanding, exact. Rows from before migration 009 have no
+    days_past_due: they were all due on their date (the contract then required it), so 0."""
+    days = "COALESCE(days_past_due, 0)"
+    not_collected = "status NOT IN ('paid', 'overpaid')"
+    with reachable(database), database.engine.connect() as connection:
+        frame = pd.read_sql(sa.text(
+            f"SELECT business_date, CASE WHEN {days} = 0 THEN '0' WHEN {days} <= 30 THEN '1-30' "
+            f"WHEN {days} <= 60 THEN '31-60' ELSE 'over 60' END AS bucket, "
+            f"sum(CASE WHEN {not_collected} THEN 0 ELSE 1 END) AS collected, "
+            f"sum(CASE WHEN {not_collected} THEN 1 ELSE 0 END) AS not_collected, "
+            f"sum(CASE WHEN {not_collected} THEN amount_due - amount_settled ELSE 0 END) "
+            f"AS amount_outstanding FROM installment_outcomes "
+            f"WHERE business_date BETWEEN :a AND :b GROUP BY 1, 2 ORDER BY 1, 2"),
+            connection, params={"a": date_from, "b": date_to}, coerce_float=False)
+    frame["business_date"] = frame["business_date"].astype("str")
+    frame["amount_outstanding"] = frame["amount_outstanding"].map(str)
+    return frame
+
+
+def read_retry_actions(database: Database, date_from: str, date_to: str) -> pd.DataFrame:
+    """Per business date and action of the stored retry plans: rows and their amount, exact."""
+    with reachable(database), database.engine.connect() as connection:
+        if not sa.inspect(connection).has_table("retry_plan"):
+            return pd.DataFrame(columns=["business_date", "action", "plan_rows", "amount"])
+        frame = pd.read_sql(sa.text(
+            "SELECT business_date, action, count(*) AS plan_rows, "
+            "COALESCE(sum(amount), 0) AS amount FROM retry_plan "
+            "WHERE business_date BETWEEN :a AND :b GROUP BY 1, 2 ORDER BY 1, 2"),
+            connection, params={"a": date_from, "b": date_to}, coerce_float=False)
+    frame["business_date"] = frame["business_date"].astype("str")
+    frame["amount"] = frame["amount"].map(str)
+    return frame
+
+
+def read_stored_runs(database: Database, date_from: str, date_to: str) -> pd.DataFrame:
+    """Per business date with results, the run that wrote them: run_id, outcome, exit_code."""
+    with reachable(database), database.engine.connect() as connection:
+        frame = pd.read_sql(sa.text(
+            "SELECT s.business_date, s.run_id, r.outcome, r.exit_code, r.ended_at "
+            "FROM (SELECT business_date, min(run_id) AS run_id FROM installment_outcomes "
+            "      WHERE business_date BETWEEN :a AND :b GROUP BY business_date) s "
+            "JOIN recon_runs r ON r.run_id = s.run_id ORDER BY s.business_date"),
+            connection, params={"a": date_from, "b": date_to})
+    frame["business_date"] = frame["business_date"].astype("str")
+    return frame
+
+
+def read_borrower_failures(database: Database, date_from: str, date_to: str,
+                           causes: list[str]) -> pd.DataFrame:
+    """Distinct (business_date, borrower_id, loan_id, root_cause) of the stored installments not
+    collected (`unpaid`, `partially_paid`) for one of `causes`, dates in [date_from, date_to]:
+    the watchlist's history of repeated failures."""
+    columns = ["business_date", "borrower_id", "loan_id", "root_cause"]
+    cause_list = ", ".join(f"'{cause}'" for cause in causes if re.fullmatch(r"[a-z_]+", cause))
+    query = ("SELECT DISTINCT business_date, borrower_id, loan_id, root_cause "
+             "FROM installment_outcomes WHERE business_date BETWEEN {} AND {} "
+             f"AND status IN ('unpaid', 'partially_paid') AND root_cause IN ({cause_list})")
+    with reachable(database), database.engine.connect() as connection:
+        table = _select_table(database, connection, query, (date_from, date_to),
+                              {column: pa.string() for column in columns})
+    return table.to_pandas().astype("str")
+
+
+def _select_table(database: Database, connection: Connection, query: str, params: tuple,
+                  types: dict[str, pa.DataType], *, block_bytes: int | None = None,
+                  strings_can_be_null: bool = False) -> pa.Table:
+    """The rows of `query` (one `{}` per parameter) as an Arrow table of `types`' columns, read
+    through the driver: COPY on PostgreSQL (a million rows through SQLAlchemy's row objects
+    take seconds), the sqlite3 cursor on SQLite."""
+    if database.is_postgres:
+        cursor = connection.connection.driver_connection.cursor()
+        select = cursor.mogrify(query.format(*["%s"] * len(params)), params).decode()
+        buffer = io.BytesIO()
+        cursor.copy_expert(f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER)", buffer)
+        cursor.close()
+        buffer.seek(0)
+        read = pa_csv.ReadOptions(block_size=block_bytes) if block_bytes else None
+        return pa_csv.read_csv(buffer, read_options=read, convert_options=pa_csv.ConvertOptions(
+            column_types=types, strings_can_be_null=strings_can_be_null))
+    rows = connection.exec_driver_sql(query.format(*["?"] * len(params)), params).fetchall()
+    values = list(zip(*rows)) or [()] * len(types)
+    return pa.table({name: pa.array(column, type_)
+                     for (name, type_), column in zip(types.items(), values)})
+
+
+def read_daily_actions(database: Database, date_from: str, date_to: str) -> pd.DataFrame:
+    """Per business date: notices not cancelled by channel and cancelled ones, watchlist rows by
+    risk, as columns `notices_<channel>`, `notices_cancelled`, `watchlist_<risk>` (counts)."""
+    with reachable(database), database.engine.connect() as connection:
+        if not sa.inspect(connection).has_table("borrower_notices"):
+            return pd.DataFrame({"business_date": pd.Series([], dtype="str")})
+        notices = connection.execute(sa.text(
+            "SELECT business_date, CASE WHEN state = 'cancelled' THEN 'cancelled' "
+            "ELSE channel END AS kind, count(*) FROM borrower_notices "
+            "WHERE business_date BETWEEN :a AND :b GROUP BY 1, 2"),
+            {"a": date_from, "b": date_to}).all()
+        risks = connection.execute(sa.text(
+            "SELECT business_date, risk, count(*) FROM watchlist "
+            "WHERE business_date BETWEEN :a AND :b GROUP BY 1, 2"),
+            {"a": date_from, "b": date_to}).all()
+    rows = [(str(day), f"notices_{kind}", int(count)) for day, kind, count in notices]
+    rows += [(str(day), f"watchlist_{risk}", int(count)) for day, risk, count in risks]
+    frame = pd.DataFrame(rows, columns=["business_date", "what", "count"])
+    return frame.pivot_table(index="business_date", columns="what", values="count",
+                             aggfunc="sum", fill_value=0).reset_index().rename_axis(
+        columns=None)
