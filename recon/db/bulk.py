@@ -40,8 +40,8 @@ def _copy_csv(frame: pd.DataFrame) -> bytes:
 COPY_CHUNK_BYTES = 1 << 20  # psycopg2 reads the stream 8 KiB at a time unless told otherwise
 
 
-def copy_frame(connection: Connection, table: str, columns: list[str], frame: pd.DataFrame, *,
-          freeze: bool = False) -> None:
+def copy_frame(connection: Connection, table: str, columns: list[str], frame: pd.DataFrame,
+               *, freeze: bool = False) -> None:
     """COPY the frame into `table` inside the connection's transaction: one stream per table.
 
     The driver's errors are raised as SQLAlchemy's, like any other statement's, so a connection
@@ -69,7 +69,7 @@ def copy_frame(connection: Connection, table: str, columns: list[str], frame: pd
 
 
 def bulk_insert(database: Database, connection: Connection, table: str, columns: list[str],
-                 frame: pd.DataFrame) -> None:
+                frame: pd.DataFrame) -> None:
     if frame.empty:
         return
     frame = frame[columns]

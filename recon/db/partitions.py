@@ -32,7 +32,7 @@ def ensure_date_partition(database: Database, business_date: str) -> None:
 
 
 def replace_outcome_partition(connection: Connection, business_date: str, run_id: str,
-                               outcomes: pd.DataFrame) -> None:
+                              outcomes: pd.DataFrame) -> None:
     """PostgreSQL: swap the leaf holding D's rows for a freshly loaded one.
 
     installment_outcomes is partitioned by date, and D's partition (made by

@@ -54,6 +54,7 @@ class ResultsWrite:
         self.run_id = run_id
         self.business_date = business_date
         self.lock = lock or DateLock()
+        self._stack = ExitStack()  # what __exit__ undoes: the rollback, the connection
         self._committed = False
 
     def __enter__(self) -> ResultsWrite:
@@ -61,7 +62,6 @@ class ResultsWrite:
         if database.is_postgres:
             with reachable(database):
                 ensure_date_partition(database, self.business_date)
-        self._stack = ExitStack()
         try:
             self._stack.enter_context(reachable(database))
             self.connection = self._stack.enter_context(database.engine.connect())
@@ -144,7 +144,7 @@ def _write_rows(database: Database, connection: Connection, run_id: str, busines
     else:
         bulk_insert(database, connection, "installment_outcomes", OUTCOME_COLUMNS, outcomes)
     bulk_insert(database, connection, "settlement_exceptions", SETTLEMENT_EXCEPTION_COLUMNS,
-                 settlement_exceptions)
+                settlement_exceptions)
     bulk_insert(database, connection, "input_rejects", REJECT_COLUMNS, rejects)
     if retry_plan is not None:
         connection.execute(sa.text("DELETE FROM retry_plan WHERE business_date = :d"),
@@ -152,7 +152,7 @@ def _write_rows(database: Database, connection: Connection, run_id: str, busines
         bulk_insert(database, connection, "retry_plan", RETRY_PLAN_DB_COLUMNS, retry_plan)
     if watchlist is not None:
         bulk_insert(database, connection, "watchlist", WATCHLIST_COLUMNS,
-                     watchlist.assign(run_id=run_id))
+                    watchlist.assign(run_id=run_id))
 
 
 LOST_COMMIT_WAIT = "30s"  # how long to wait for the server to end the lost COMMIT's session
@@ -235,7 +235,7 @@ def merge_notices(database: Database, connection: Connection, business_date: str
                 next_step="nothing was written; rerun the date")
     try:
         bulk_insert(database, connection, "borrower_notices", STORED_NOTICE_COLUMNS,
-                     change.insert)
+                    change.insert)
     except sa.exc.IntegrityError as exc:
         raise OutboxConflict(
             f"another run wrote notices of {business_date} at the same time: "
