@@ -230,57 +230,47 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
                                   settlement_exceptions, rejects, changes, suspected, phases,
                                   run_id)
         try:
-            with phases("act", business_date, run_id):
-                watch = watchlist(outcomes, inputs.bindings, history_job.result(),
-                                  business_date, settings.tz, ids)
-                report.watchlist_risks = {str(k): int(v) for k, v in
-                                          watch["risk"].value_counts().sort_index().items()}
-                # The clock is read here, once: the notices' earliest send time follows from it.
-                outbox = Outbox(notice_items(outcomes), templates, business_date, utc_now(),
-                                settings.tz, run_id, repeat_borrowers(watch))
-                outbox.compose_ahead(side)
-            with phases("plan", business_date, run_id):
-                retry_plan = plan_retries(
-                    outcomes, bindings=inputs.bindings, loan_of_binding=ids.loan_of_binding,
-                    incidents=inputs.incidents, duplicates=decisions.settlement_exceptions,
-                    instructions=inputs.instructions, earlier_attempts=earlier_job.result(),
-                    clean_gateways=clean_gateways(inputs, suspected, settings.tz),
-                    policy=policy, business_date=business_date,
-                    now=plan_moment(business_date, settings), tz=settings.tz)
-                report.retry_actions = {str(action): int(count) for action, count in
-                                        retry_plan["action"].value_counts().sort_index().items()}
-        except BaseException:
-            _discard(staging_job)
-            raise
-        staging_job = side.submit(_stage_actions, staging_job, retry_plan, watch, phases,
-                                  business_date, run_id)
-
-        # The reports must be ready to publish before the run is closed and committed: a
-        # failure to write them (a full disk) rolls the database write back. Waiting for them
-        # also puts write_csv's time into the stored counts.
-        counts = report.counts()
-        try:
-            with (phases("write_db", business_date, run_id),
-                  ResultsWrite(database, run_id, day, lock) as write):
-                report.phases = phases.seconds
-                write.replace_results(
-                    stored_rows, settlement_exceptions.assign(run_id=run_id),
-                    rejects.rename(columns={"column": "column_name"}).assign(run_id=run_id),
-                    retry_plan=retry_plan.assign(run_id=run_id), watchlist=watch)
-                write.merge_notices(outbox.plan)
-                # The notices are known once merged with D's stored ones, inside the transaction.
-                _add_notices(staging_job.result(), outbox.change, report, counts)
-                write.close_run(
-                    outcome, exit_code,
-                    digests={entry.file: entry.sha256 for entry in inputs.ledger},
-                    counts=counts, message=report.message, ended_at=utc_now(),
-                    reports_path=str(reports.runs_folder(settings.out, day).resolve() / run_id))
-                if before_commit is not None:
-                    before_commit()
-                # From the commit to the switch of the reports, a stop signal waits
-                # (recon.signals).
-                signals.hold()
-                write.commit()
+            with ResultsWrite(database, run_id, day, lock) as write, \
+                    _writer_thread(settings, database) as writer:
+                # D's outcomes go to the server while the actions are planned: it spends that
+                # time on COPY and index builds.
+                outcomes_written = writer.submit(
+                    write.replace_outcomes, stored_rows,
+                    settlement_exceptions.assign(run_id=run_id),
+                    rejects.rename(columns={"column": "column_name"}).assign(run_id=run_id))
+                try:
+                    watch, outbox, retry_plan = _plan_actions(
+                        business_date, settings, inputs, decisions, ids, suspected, policy,
+                        templates, history_job, earlier_job, report, phases, run_id, side)
+                finally:
+                    _settle(outcomes_written)  # the connection is the writer's until then
+                staging_job = side.submit(_stage_actions, staging_job, retry_plan, watch,
+                                          phases, business_date, run_id)
+                # The reports must be ready to publish before the run is closed and committed:
+                # a failure to write them (a full disk) rolls the database write back. Waiting
+                # for them also puts write_csv's time into the stored counts.
+                counts = report.counts()
+                with phases("write_db", business_date, run_id):
+                    report.phases = phases.seconds
+                    outcomes_written.result()
+                    write.replace_actions(retry_plan=retry_plan.assign(run_id=run_id),
+                                          watchlist=watch)
+                    write.merge_notices(outbox.plan)
+                    # The notices are known once merged with D's stored ones, inside the
+                    # transaction.
+                    _add_notices(staging_job.result(), outbox.change, report, counts)
+                    write.close_run(
+                        outcome, exit_code,
+                        digests={entry.file: entry.sha256 for entry in inputs.ledger},
+                        counts=counts, message=report.message, ended_at=utc_now(),
+                        reports_path=str(reports.runs_folder(settings.out, day).resolve()
+                                         / run_id))
+                    if before_commit is not None:
+                        before_commit()
+                    # From the commit to the switch of the reports, a stop signal waits
+                    # (recon.signals).
+                    signals.hold()
+                    write.commit()
         except CommitUnknown as unknown:
             signals.release()
             # Kept, not discarded: if the commit did reach the server, the next run of D
@@ -347,6 +337,33 @@ def _suspected_outages(inputs: DayInputs, codes: CodeMap, settings: Settings, ph
                                       settings.tz, ids=ids)
         suspected.insert(0, "business_date", inputs.business_date.isoformat())
     return suspected
+
+
+def _plan_actions(business_date: dt.date, settings: Settings, inputs: DayInputs, decisions,
+                  ids, suspected: pd.DataFrame, policy: RetryPolicy, templates, history_job,
+                  earlier_job, report: RunReport, phases: Phases, run_id: str, side):
+    """CONTRACT 7: the watchlist, the notices (composed on the side thread) and the retry plan."""
+    outcomes = decisions.outcomes
+    with phases("act", business_date, run_id):
+        watch = watchlist(outcomes, inputs.bindings, history_job.result(), business_date,
+                          settings.tz, ids)
+        report.watchlist_risks = {str(k): int(v) for k, v in
+                                  watch["risk"].value_counts().sort_index().items()}
+        # The clock is read here, once: the notices' earliest send time follows from it.
+        outbox = Outbox(notice_items(outcomes), templates, business_date, utc_now(),
+                        settings.tz, run_id, repeat_borrowers(watch))
+        outbox.compose_ahead(side)
+    with phases("plan", business_date, run_id):
+        retry_plan = plan_retries(
+            outcomes, bindings=inputs.bindings, loan_of_binding=ids.loan_of_binding,
+            incidents=inputs.incidents, duplicates=decisions.settlement_exceptions,
+            instructions=inputs.instructions, earlier_attempts=earlier_job.result(),
+            clean_gateways=clean_gateways(inputs, suspected, settings.tz), policy=policy,
+            business_date=business_date, now=plan_moment(business_date, settings),
+            tz=settings.tz)
+        report.retry_actions = {str(action): int(count) for action, count in
+                                retry_plan["action"].value_counts().sort_index().items()}
+    return watch, outbox, retry_plan
 
 
 def _stage_reports(settings: Settings, business_date: dt.date, outcomes: pd.DataFrame,
@@ -438,6 +455,30 @@ class _Inline:
         except Exception as error:  # Ctrl-C and exits go up at once, as without threads
             job.set_exception(error)
         return job
+
+
+@contextmanager
+def _writer_thread(settings: Settings, database: engine.Database):
+    """A thread for the database write that overlaps the action planning (PostgreSQL, with
+    RECON_THREADS > 1); otherwise the write runs at once on the caller's thread."""
+    if settings.worker_threads < 2 or not database.is_postgres:
+        yield _Inline()
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recon-write") as pool:
+        yield pool
+
+
+def _settle(job: Future) -> None:
+    """Wait until `job` has finished, whatever it raised (its error is read where it matters).
+    A stop signal that arrives meanwhile is raised once the job is done."""
+    stop = None
+    while not job.done():
+        try:
+            job.exception()
+        except BaseException as signal_stop:  # noqa: BLE001 - raised below, after the wait
+            stop = stop or signal_stop
+    if stop is not None:
+        raise stop
 
 
 @contextmanager

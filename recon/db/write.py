@@ -91,15 +91,29 @@ class ResultsWrite:
     def replace_results(self, outcomes: pd.DataFrame, settlement_exceptions: pd.DataFrame,
                         rejects: pd.DataFrame, *, retry_plan: pd.DataFrame | None = None,
                         watchlist: pd.DataFrame | None = None) -> None:
-        """Replace D's rows in the result tables. `retry_plan` (CONTRACT 7, columns
-        RETRY_PLAN_DB_COLUMNS) and `watchlist` replace D's when given."""
+        """Replace D's rows in the result tables: replace_outcomes, then replace_actions."""
+        self.replace_outcomes(outcomes, settlement_exceptions, rejects)
+        self.replace_actions(retry_plan=retry_plan, watchlist=watchlist)
+
+    def replace_outcomes(self, outcomes: pd.DataFrame, settlement_exceptions: pd.DataFrame,
+                         rejects: pd.DataFrame) -> None:
+        """Replace D's outcomes, settlement exceptions and rejects. The pipeline runs this on a
+        thread of its own while it plans the actions (the server spends that time on COPY and
+        index builds); nothing else uses the connection meanwhile."""
         # The text columns that come from outside (codes, messages, details): no full card
         # number is stored, whatever the caller masked before.
         outcomes = protect_rows("outcomes", outcomes)
         settlement_exceptions = protect_rows("settlement_exceptions", settlement_exceptions)
         rejects = protect_rows("rejects", rejects)
-        _write_rows(self.database, self.connection, self.run_id, self.business_date, outcomes,
-                    settlement_exceptions, rejects, retry_plan, watchlist)
+        _write_outcome_rows(self.database, self.connection, self.run_id, self.business_date,
+                            outcomes, settlement_exceptions, rejects)
+
+    def replace_actions(self, *, retry_plan: pd.DataFrame | None = None,
+                        watchlist: pd.DataFrame | None = None) -> None:
+        """Replace D's retry plan (CONTRACT 7, columns RETRY_PLAN_DB_COLUMNS) and watchlist,
+        each when given."""
+        _write_action_rows(self.database, self.connection, self.run_id, self.business_date,
+                           retry_plan, watchlist)
 
     def merge_notices(self, plan) -> None:
         """Merge D's borrower notices as `plan` (recon.notices.Outbox.plan) says: see
@@ -126,16 +140,13 @@ class ResultsWrite:
             _lost_commit(self.database, self.run_id, self.business_date, exc)
 
 
-def _write_rows(database: Database, connection: Connection, run_id: str, business_date: str,
-                outcomes: pd.DataFrame, settlement_exceptions: pd.DataFrame,
-                rejects: pd.DataFrame, retry_plan: pd.DataFrame | None = None,
-                watchlist: pd.DataFrame | None = None) -> None:
+def _write_outcome_rows(database: Database, connection: Connection, run_id: str,
+                        business_date: str, outcomes: pd.DataFrame,
+                        settlement_exceptions: pd.DataFrame, rejects: pd.DataFrame) -> None:
     if database.is_postgres:
         tables = ("settlement_exceptions", "input_rejects")
     else:
         tables = ("installment_outcomes", "settlement_exceptions", "input_rejects")
-    if watchlist is not None:
-        tables += ("watchlist",)
     for table in tables:
         connection.execute(sa.text(f"DELETE FROM {table} WHERE business_date = :d"),
                            {"d": business_date})
@@ -146,11 +157,18 @@ def _write_rows(database: Database, connection: Connection, run_id: str, busines
     bulk_insert(database, connection, "settlement_exceptions", SETTLEMENT_EXCEPTION_COLUMNS,
                 settlement_exceptions)
     bulk_insert(database, connection, "input_rejects", REJECT_COLUMNS, rejects)
+
+
+def _write_action_rows(database: Database, connection: Connection, run_id: str,
+                       business_date: str, retry_plan: pd.DataFrame | None,
+                       watchlist: pd.DataFrame | None) -> None:
     if retry_plan is not None:
         connection.execute(sa.text("DELETE FROM retry_plan WHERE business_date = :d"),
                            {"d": business_date})
         bulk_insert(database, connection, "retry_plan", RETRY_PLAN_DB_COLUMNS, retry_plan)
     if watchlist is not None:
+        connection.execute(sa.text("DELETE FROM watchlist WHERE business_date = :d"),
+                           {"d": business_date})
         bulk_insert(database, connection, "watchlist", WATCHLIST_COLUMNS,
                     watchlist.assign(run_id=run_id))
 
