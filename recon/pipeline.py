@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from recon import __version__, logs, signals
 from recon.classify import classify
+from recon.actions import oldest_due_date, plan_actions
 from recon.clock import utc_now
 from recon.codes import CodeMap
 from recon.config import Settings
@@ -28,18 +29,18 @@ from recon.exception_rows import exception_report
 from recon.formatting import fmt_yuan
 from recon.ids import IdCodes, encode_ids
 from recon.intake import DayInputs, load_day
-from recon.notices import NOTICES_COLUMNS, Outbox, load_templates, notice_items
+from recon.notices import NOTICES_COLUMNS, load_templates
 from recon.profiles import Profiles, load_profiles, with_profile_codes
 from recon.outages import SUSPECTED_COLUMNS, suspected_outages
-from recon.retry import RETRY_PLAN_COLUMNS, RetryPolicy, load_policy, plan_retries
+from recon.retry import RETRY_PLAN_COLUMNS
+from recon.retry_policy import RetryPolicy, load_policy
 from recon.run_report import (RunReport, outcome_rows, refuse_unstorable_settled, rejects_frame,
                               report_of)
 from recon.signals import Interrupted
 from recon.sinks import reports
 from recon.sinks.reports import stage_reports
 from recon.sources import stored
-from recon.watchlist import (REPEAT_CAUSES, WATCHLIST_COLUMNS, history_window, repeat_borrowers,
-                             watchlist)
+from recon.watchlist import REPEAT_CAUSES, WATCHLIST_COLUMNS, history_window
 
 log = logging.getLogger("recon")
 
@@ -207,7 +208,7 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
                                  codes, business_date, settings.tz, ids)
         # Attempts stored for earlier dates (the retry plan's caps), since the oldest due date.
         earlier_job = side.submit(
-            stored.read_earlier_attempts, database, day, _oldest_due_date(inputs, business_date))
+            stored.read_earlier_attempts, database, day, oldest_due_date(inputs, business_date))
         outcomes = decisions.outcomes
         refuse_unstorable_settled(inputs, outcomes)
         report = report_of(inputs, decisions, run_id, phases.seconds)
@@ -239,7 +240,7 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
                     settlement_exceptions.assign(run_id=run_id),
                     rejects.rename(columns={"column": "column_name"}).assign(run_id=run_id))
                 try:
-                    watch, outbox, retry_plan = _plan_actions(
+                    watch, outbox, retry_plan = plan_actions(
                         business_date, settings, inputs, decisions, ids, suspected, policy,
                         templates, history_job, earlier_job, report, phases, run_id, side)
                 finally:
@@ -339,33 +340,6 @@ def _suspected_outages(inputs: DayInputs, codes: CodeMap, settings: Settings, ph
     return suspected
 
 
-def _plan_actions(business_date: dt.date, settings: Settings, inputs: DayInputs, decisions,
-                  ids, suspected: pd.DataFrame, policy: RetryPolicy, templates, history_job,
-                  earlier_job, report: RunReport, phases: Phases, run_id: str, side):
-    """CONTRACT 7: the watchlist, the notices (composed on the side thread) and the retry plan."""
-    outcomes = decisions.outcomes
-    with phases("act", business_date, run_id):
-        watch = watchlist(outcomes, inputs.bindings, history_job.result(), business_date,
-                          settings.tz, ids)
-        report.watchlist_risks = {str(k): int(v) for k, v in
-                                  watch["risk"].value_counts().sort_index().items()}
-        # The clock is read here, once: the notices' earliest send time follows from it.
-        outbox = Outbox(notice_items(outcomes), templates, business_date, utc_now(),
-                        settings.tz, run_id, repeat_borrowers(watch))
-        outbox.compose_ahead(side)
-    with phases("plan", business_date, run_id):
-        retry_plan = plan_retries(
-            outcomes, bindings=inputs.bindings, loan_of_binding=ids.loan_of_binding,
-            incidents=inputs.incidents, duplicates=decisions.settlement_exceptions,
-            instructions=inputs.instructions, earlier_attempts=earlier_job.result(),
-            clean_gateways=clean_gateways(inputs, suspected, settings.tz), policy=policy,
-            business_date=business_date, now=plan_moment(business_date, settings),
-            tz=settings.tz)
-        report.retry_actions = {str(action): int(count) for action, count in
-                                retry_plan["action"].value_counts().sort_index().items()}
-    return watch, outbox, retry_plan
-
-
 def _stage_reports(settings: Settings, business_date: dt.date, outcomes: pd.DataFrame,
                    settlement_exceptions: pd.DataFrame, rejects: pd.DataFrame,
                    changes: pd.DataFrame, suspected: pd.DataFrame,
@@ -396,37 +370,6 @@ def _stage_actions(staging_job: Future, retry_plan: pd.DataFrame, watch: pd.Data
             staged.discard()
             raise
     return staged
-
-
-def plan_moment(business_date: dt.date, settings: Settings) -> dt.datetime:
-    """The moment the retry plan is made as of: the end of D (D+1 00:00 local), not the clock,
-    so a rerun of D on the same inputs plans the same. Its times are earliest times: one already
-    past when the plan is read means "now"."""
-    return dt.datetime.combine(business_date + dt.timedelta(days=1), dt.time(0),
-                               tzinfo=settings.tz)
-
-
-def _oldest_due_date(inputs: DayInputs, business_date: dt.date) -> str:
-    """The earliest due date of D's installments: no earlier date can hold their attempts."""
-    due = inputs.installments["due_date"]
-    oldest = due.min() if len(due) else pd.NaT
-    return (pd.Timestamp(oldest).date() if pd.notna(oldest) else business_date).isoformat()
-
-
-def clean_gateways(inputs: DayInputs, suspected: pd.DataFrame, tz) -> list[str]:
-    """Gateways a retry may move to: their file of D arrived, no incident of theirs is known for
-    D and none is suspected; the one that settled most debits of D first."""
-    day_start = pd.Timestamp(dt.datetime.combine(inputs.business_date, dt.time(0)), tz=tz)
-    troubled = set()
-    if len(inputs.incidents):
-        troubled |= set(inputs.incidents.loc[inputs.incidents["ended_at"] >= day_start,
-                                             "gateway"].str.upper())
-    if len(suspected):
-        troubled |= set(suspected["gateway"].astype(str).str.upper())
-    successes = inputs.settlements.loc[inputs.settlements["status"] == "SUCCESS", "gateway"]
-    counts = successes.str.upper().value_counts()
-    usable = [gateway for gateway in inputs.arrived_gateways if gateway not in troubled]
-    return sorted(usable, key=lambda gateway: (-int(counts.get(gateway, 0)), gateway))
 
 
 def _forget_link(staging_job: Future) -> None:

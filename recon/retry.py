@@ -30,184 +30,21 @@ subject `duplicate_debit`, with its instruction_id, gateway_txn_id and amount.
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
-from pathlib import Path
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from recon.contract import RETRY_PLAN_COLUMNS, RootCause, SettlementExceptionKind, Status
-from recon.errors import UsageError
-from recon.formatting import fmt_local, fmt_yuan
-from recon.frames import arrow_strings, yuan_text
+from recon.formatting import fmt_yuan
 from recon.ids import isin, nanos
+from recon.retry_policy import RetryPolicy
+from recon.retry_reasons import format_local, reasons
 
 R = RootCause
-Action = Literal["retry", "retry_other_gateway", "query_gateway", "wait_for_file",
-                 "wait_for_borrower", "refund", "none"]
-ACTIONS = ("retry", "retry_other_gateway", "query_gateway", "wait_for_file", "wait_for_borrower",
-           "refund", "none")
 DEBITS = ("retry", "retry_other_gateway")
 REBIND_MAX_ATTEMPTS = 3  # a rebinding retry of a cause without max_attempts
-
-
-
-# --- the policy ---------------------------------------------------------------------------------
-
-def _clock(value) -> dt.time:
-    if isinstance(value, dt.time):
-        return value
-    if isinstance(value, str):
-        try:
-            parsed = dt.time.fromisoformat(value)
-        except ValueError:
-            parsed = None
-        if parsed is not None and len(value) == 5:
-            return parsed
-    raise ValueError("must be a local time of day HH:MM, e.g. \"09:00\"")
-
-
-class CausePolicy(BaseModel):
-    """What to do next about installments of one root cause."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    action: Action
-    at: dt.time | None = None
-    """A debit's earliest time is the next time the local clock reads this (else the start of
-    the debit window, or now when inside it)."""
-    delay_hours: float = Field(default=0.0, ge=0.0, le=24 * 31)
-    """Hours to wait first: after now, or for gateway_outage after the incident's end."""
-    max_attempts: int | None = Field(default=None, ge=1, le=100)
-    """Most sent attempts over the installment's life; a debit past it becomes `none`."""
-    retry_on_rebind: bool = False
-    """Retry on the new binding when the card was rebound after the failure."""
-
-    @field_validator("at", mode="before")
-    @classmethod
-    def _time_of_day(cls, value):
-        return None if value is None else _clock(value)
-
-
-class RetryPolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    debit_window: tuple[dt.time, dt.time] = (dt.time(9), dt.time(21))
-    """Debits are planned inside this local time window (no debits, so no bank SMS, at night)."""
-    causes: dict[RootCause, CausePolicy]
-
-    @field_validator("debit_window", mode="before")
-    @classmethod
-    def _window(cls, value):
-        if not isinstance(value, (list, tuple)) or len(value) != 2:
-            raise ValueError("must be two local times [\"HH:MM\", \"HH:MM\"]")
-        start, end = (_clock(item) for item in value)
-        if not start < end:
-            raise ValueError("the window's start must be before its end")
-        return start, end
-
-    @field_validator("causes")
-    @classmethod
-    def _safe_actions(cls, causes: dict[RootCause, CausePolicy]):
-        missing = [cause.value for cause in RootCause if cause not in causes]
-        if missing:
-            raise ValueError(f"causes: no policy for {', '.join(missing)}")
-        for cause, allowed in ((R.NO_SETTLEMENT_RECORD, ("query_gateway",)),
-                               (R.SETTLEMENT_PENDING, ("wait_for_file",))):
-            if causes[cause].action not in allowed:
-                raise ValueError(f"causes.{cause.value}.action: must be {allowed[0]}: the "
-                                 f"outcome of the last attempt is not known, a new debit could "
-                                 f"charge the borrower twice")
-            if causes[cause].retry_on_rebind:
-                raise ValueError(f"causes.{cause.value}.retry_on_rebind: must be false: the "
-                                 f"outcome of the last attempt is not known")
-        for cause, policy in causes.items():
-            if policy.action == "refund":
-                raise ValueError(f"causes.{cause.value}.action: refund is for overpaid "
-                                 f"installments and duplicate debits only")
-        return causes
-
-
-DEFAULT_POLICY: dict = {
-    "debit_window": ["09:00", "21:00"],
-    "causes": {
-        # Money may come in: try again the next morning, a few times at most.
-        "insufficient_balance": {"action": "retry", "at": "09:00", "max_attempts": 3,
-                                 "retry_on_rebind": True},
-        # Judicial or bank freeze: debiting again fails and annoys; ops contact the borrower.
-        "account_frozen": {"action": "none"},
-        # The account is gone: only a new binding helps.
-        "account_closed": {"action": "wait_for_borrower", "max_attempts": 3,
-                           "retry_on_rebind": True},
-        "card_unbound": {"action": "wait_for_borrower", "max_attempts": 3,
-                         "retry_on_rebind": True},
-        # Not the borrower's fault: through another gateway whose file arrived clean, else the
-        # same one an hour after the incident ends.
-        "gateway_outage": {"action": "retry_other_gateway", "delay_hours": 1,
-                           "max_attempts": 4},
-        "instruction_not_confirmed": {"action": "wait_for_borrower"},
-        # Internal: the collections system did not send; send it in the debit window.
-        "not_instructed": {"action": "retry", "max_attempts": 3},
-        "no_settlement_record": {"action": "query_gateway"},
-        "settlement_pending": {"action": "wait_for_file"},
-        # A decline we have no specific rule for: one more try the next morning.
-        "other_decline": {"action": "retry", "at": "09:00", "max_attempts": 2,
-                          "retry_on_rebind": True},
-        # A code we do not understand is not retried blindly: extend the code map first.
-        "unclassified": {"action": "none"},
-    },
-}
-
-
-def load_policy(path: Path | None) -> RetryPolicy:
-    """The default policy, with the operator file's settings (TOML) on top, cause by cause and
-    key by key. A mistake is a usage error (exit 2) naming the file, the key and the problem."""
-    merged = {"debit_window": DEFAULT_POLICY["debit_window"],
-              "causes": {cause: dict(policy) for cause, policy in
-                         DEFAULT_POLICY["causes"].items()}}
-    if path is not None:
-        try:
-            given = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise UsageError(f"retry policy {path}: cannot read: {exc.strerror or exc}",
-                             next_step="check --retry-policy / RECON_RETRY_POLICY") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise UsageError(f"retry policy {path}: not valid TOML: {exc}",
-                             next_step="fix the file (see README, Retry plan)") from None
-        unknown = sorted(set(given) - {"debit_window", "causes"})
-        if unknown:
-            raise UsageError(f"retry policy {path}: {unknown[0]}: unknown key (expected "
-                             f"debit_window or [causes.<root_cause>])",
-                             next_step="fix the file (see README, Retry plan)")
-        if "debit_window" in given:
-            merged["debit_window"] = given["debit_window"]
-        causes = given.get("causes", {})
-        if not isinstance(causes, dict):
-            raise UsageError(f"retry policy {path}: causes: must be a table of root causes",
-                             next_step="fix the file (see README, Retry plan)")
-        for cause, settings in causes.items():
-            if cause not in merged["causes"]:
-                raise UsageError(f"retry policy {path}: causes.{cause}: not a root cause",
-                                 next_step="use one of " + ", ".join(merged["causes"]))
-            if not isinstance(settings, dict):
-                raise UsageError(f"retry policy {path}: causes.{cause}: must be a table",
-                                 next_step="fix the file (see README, Retry plan)")
-            merged["causes"][cause].update(settings)
-    try:
-        return RetryPolicy.model_validate(merged)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        problem = error["msg"].removeprefix("Value error, ")
-        shown = problem if problem.startswith(where) else f"{where}: {problem}"
-        source = path if path is not None else "(defaults)"
-        raise UsageError(f"retry policy {source}: {shown}",
-                         next_step="fix the file (see README, Retry plan)") from None
 
 
 # --- the plan -----------------------------------------------------------------------------------
@@ -244,15 +81,6 @@ def earliest(after_ns: np.ndarray, at: np.ndarray, window: tuple[dt.time, dt.tim
                         np.where(into_day > end, midnight + DAY_NS + start, local))
     at_clock = np.where(into_day <= at, midnight + at, midnight + DAY_NS + at)
     return _utc_ns(np.where(at >= 0, at_clock, windowed), tz)
-
-
-def _format_local(moments_ns: np.ndarray, present: np.ndarray, tz: ZoneInfo) -> np.ndarray:
-    """UTC nanoseconds -> local `YYYY-MM-DD HH:MM:SS` where `present`, else ""."""
-    text = np.full(len(moments_ns), "", dtype=object)
-    if present.any():
-        moments = pd.Series(pd.to_datetime(moments_ns[present], utc=True))
-        text[present] = fmt_local(moments, tz).to_numpy(object)
-    return text
 
 
 def rebound_bindings(outcomes: pd.DataFrame, bindings: pd.DataFrame, loan_of_binding: np.ndarray,
@@ -410,7 +238,7 @@ def plan_retries(outcomes: pd.DataFrame, *, bindings: pd.DataFrame, loan_of_bind
     shown_cap = np.where(debit | (step == "cap"),
                          np.where(step == "rebind", rebind_cap, cap_value),
                          -1)
-    reason = _reasons(rows, choice, step, gateway, other, attempts, shown_cap, incident_end,
+    reason = reasons(rows, choice, step, gateway, other, attempts, shown_cap, incident_end,
                       binding_id, amount, tz)
     plan = pd.DataFrame({
         "business_date": business_date.isoformat(),
@@ -422,7 +250,7 @@ def plan_retries(outcomes: pd.DataFrame, *, bindings: pd.DataFrame, loan_of_bind
         "root_cause": cause,
         "days_past_due": rows["days_past_due"].astype("str"),
         "action": pd.Series(choice, index=rows.index, dtype="str"),
-        "not_before": pd.Series(_format_local(when, timed, tz), index=rows.index, dtype="str"),
+        "not_before": pd.Series(format_local(when, timed, tz), index=rows.index, dtype="str"),
         "gateway": planned_gateway,
         "binding_id": binding_id,
         "amount": fmt_yuan(pd.Series(amount, index=rows.index, dtype="int64")).where(
@@ -475,111 +303,6 @@ def _other_gateway(gateways: pd.Series, clean: list[str]) -> np.ndarray:
     return other
 
 
-def _join(*pieces) -> pa.Array:
-    """Text pieces (Arrow strings of one length, or literals) joined row by row."""
-    return pc.binary_join_element_wise(
-        *(pa.scalar(piece, pa.large_string()) if isinstance(piece, str) else piece
-          for piece in pieces), pa.scalar("", pa.large_string()))
-
-
-def _reasons(rows, choice, step, gateway, other, attempts, cap, incident_end, binding_id, amount,
-             tz) -> pa.ChunkedArray:
-    """One plain sentence per row saying why this action. Each sentence is built, in Arrow, only
-    for the rows it describes."""
-    n = len(rows)
-    if not n:
-        return pa.chunked_array([], pa.large_string())
-    cause = rows["root_cause"]
-    columns = {
-        "cause": arrow_strings(cause),
-        "gw": arrow_strings(gateway),
-        "other": pa.array(other, type=pa.large_string()),
-        "binding": arrow_strings(binding_id),
-        "yuan": yuan_text(np.abs(amount)).cast(pa.large_string()),
-        "count": pc.cast(pa.array(attempts, type=pa.int64()), pa.large_string()),
-        "limit": pc.cast(pa.array(np.where(cap >= 1, cap, 0), type=pa.int64()),
-                         pa.large_string()),
-    }
-    ended = incident_end > np.iinfo(np.int64).min
-    policy = step == "policy"
-
-    def fixed(text: str):
-        return lambda part: pa.array(np.full(len(part["rows"]), text, dtype=object),
-                                     type=pa.large_string())
-
-    def outage_on_same_gateway(part: dict) -> pa.Array:
-        at = part["rows"]
-        known = ended[at]
-        when = pa.array(_format_local(incident_end[at], known, tz), type=pa.large_string())
-        return _join(part["gw"], " had an outage and no other gateway's file arrived clean: "
-                     "retry ", part["yuan"], " on ", part["gw"], " after the incident",
-                     pc.if_else(pa.array(known), _join(" (ended ", when, ")"), ""))
-
-    def is_cause(value: str) -> np.ndarray:
-        return (cause == value).to_numpy(bool)
-
-    sentences = [
-        (step == "duplicates",
-         fixed("overpaid by its duplicate debits only: refunded through their refund rows")),
-        (step == "refund",
-         lambda p: _join("settled more than due: refund ", p["yuan"], " to the borrower")),
-        (step == "file", fixed("a settlement file of this installment's attempts has not "
-                               "arrived: rerun D when it does, no debit before")),
-        (step == "query",
-         lambda p: _join("an attempt via ", p["gw"], " has no settlement record: ask ", p["gw"],
-                         " for its result before any new debit, or the borrower may be charged "
-                         "twice")),
-        (step == "rebind",
-         lambda p: _join("card rebound after the failed attempt (binding ", p["binding"],
-                         "): retry ", p["yuan"], " on the new binding; ", p["count"],
-                         " of at most ", p["limit"], " attempts made so far")),
-        (step == "cap",
-         lambda p: _join(p["cause"], ": ", p["count"], " attempts reached the limit of ",
-                         p["limit"], "; no automatic debit, hand to collections")),
-        (policy & (choice == "retry_other_gateway"),
-         lambda p: _join(p["gw"], " had an outage: retry ", p["yuan"], " through ", p["other"],
-                         ", whose file arrived clean")),
-        (policy & (choice == "retry") & is_cause(R.GATEWAY_OUTAGE.value),
-         outage_on_same_gateway),
-        (policy & (choice == "retry") & is_cause(R.NOT_INSTRUCTED.value),
-         lambda p: _join("internal: the collections system did not send a debit; send ",
-                         p["yuan"])),
-        (policy & (choice == "retry"),
-         lambda p: _join(p["cause"], ": retry ", p["yuan"], "; ", p["count"], " of at most ",
-                         p["limit"], " attempts made so far")),
-        (policy & (choice == "wait_for_borrower") & is_cause(R.INSTRUCTION_NOT_CONFIRMED.value),
-         fixed("the borrower must confirm the debit instruction first")),
-        (policy & (choice == "wait_for_borrower"),
-         lambda p: _join(p["cause"], ": the borrower must bind a valid card or account first")),
-        (policy & (choice == "query_gateway"),
-         lambda p: _join("ask ", p["gw"], " for the attempt's result before any new debit")),
-        (policy & (choice == "wait_for_file"), fixed("wait for the settlement file, then rerun D")),
-        (policy & (choice == "none") & is_cause(R.ACCOUNT_FROZEN.value),
-         fixed("account frozen: no debit; contact the borrower and check for a judicial freeze")),
-        (policy & (choice == "none") & is_cause(R.UNCLASSIFIED.value),
-         fixed("cause not recognised: no automatic debit; investigate and extend the code map")),
-        (policy & (choice == "none"),
-         lambda p: _join(p["cause"], ": the policy plans no automatic action")),
-    ]
-    # Each sentence's texts for its rows, then all put back in row order with one take.
-    pieces, positions = [], []
-    filled = np.zeros(n, dtype=bool)
-    for condition, sentence in sentences:
-        taken = np.flatnonzero(np.asarray(condition, dtype=bool) & ~filled)
-        if taken.size:
-            index = pa.array(taken)
-            part = {name: column.take(index) for name, column in columns.items()}
-            part["rows"] = taken
-            pieces.append(sentence(part))
-            positions.append(taken)
-            filled[taken] = True
-    rest = np.flatnonzero(~filled)
-    pieces.append(pa.array(np.full(rest.size, "", dtype=object), type=pa.large_string()))
-    positions.append(rest)
-    order = np.argsort(np.concatenate(positions), kind="stable")
-    return pa.chunked_array(pieces, pa.large_string()).take(pa.array(order))
-
-
 def _duplicate_debits(duplicates: pd.DataFrame, instructions: pd.DataFrame) -> pd.DataFrame:
     """The duplicate_debit rows with the loan_id and installment_no of their instruction."""
     if duplicates is None or not len(duplicates):
@@ -614,7 +337,7 @@ def _duplicate_refunds(duplicates: pd.DataFrame, instructions: pd.DataFrame,
     concerned = outcomes[isin(outcomes["loan_id"], set(joined["loan_id"].dropna()))]
     borrower = concerned.set_index(["loan_id", "installment_no"])["borrower_id"]
     key = pd.MultiIndex.from_arrays([joined["loan_id"], joined["installment_no"]])
-    when = _format_local(np.full(len(joined), now_ns, dtype=np.int64),
+    when = format_local(np.full(len(joined), now_ns, dtype=np.int64),
                          np.ones(len(joined), dtype=bool), tz)
     amount = fmt_yuan(joined["amount"].astype("int64"))
     return pd.DataFrame({

@@ -11,7 +11,8 @@ import pytest
 
 from recon.errors import UsageError
 from recon.ids import encode_ids
-from recon.retry import RETRY_PLAN_COLUMNS, load_policy, plan_retries
+from recon.retry import RETRY_PLAN_COLUMNS, plan_retries
+from recon.retry_policy import load_policy
 from tests.unit.test_classify import TZ, D, Day
 
 NIGHT = dt.datetime(2026, 11, 28, 0, 30, tzinfo=TZ)  # cron runs D shortly after midnight
