@@ -29,7 +29,8 @@ from recon.exception_rows import exception_report
 from recon.formatting import fmt_yuan
 from recon.ids import IdCodes, encode_ids
 from recon.intake import DayInputs, load_day
-from recon.notices import NOTICES_COLUMNS, load_templates
+from recon.notice_templates import load_templates
+from recon.notices import NOTICES_COLUMNS
 from recon.profiles import Profiles, load_profiles, with_profile_codes
 from recon.outages import SUSPECTED_COLUMNS, suspected_outages
 from recon.retry import RETRY_PLAN_COLUMNS

@@ -351,7 +351,8 @@ def test_a_notice_written_by_a_racing_run_rolls_this_run_back(database_url, tmp_
 
     class Racing:
         def plan(self, stored):
-            from recon.notices import plan_outbox, notice_items, load_templates
+            from recon.notice_templates import load_templates
+            from recon.notices import notice_items, plan_outbox
             import pandas as pd
             outcomes = pd.DataFrame([{"loan_id": "L5", "installment_no": 1,
                                       "borrower_id": "B5", "status": "unpaid",

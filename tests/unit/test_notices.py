@@ -12,9 +12,9 @@ import pytest
 
 from recon.contract import RootCause, Status
 from recon.errors import UsageError
-from recon.notices import (CANCELLED, NEW, NOTICE_CAUSES, NOTICES_COLUMNS, Outbox, compose,
-                           earliest_send, load_templates, notice_items, plan_outbox,
-                           yuan_grouped)
+from recon.notice_templates import NOTICE_CAUSES, load_templates
+from recon.notices import (CANCELLED, NEW, NOTICES_COLUMNS, Outbox, compose, earliest_send,
+                           notice_items, plan_outbox, yuan_grouped)
 
 TZ = ZoneInfo("Asia/Shanghai")
 D = dt.date(2026, 11, 27)
