@@ -109,11 +109,25 @@ def amount_fen(values: pd.Series, _: RuleContext) -> tuple[pd.Series, pd.Series]
     # Arrow regex kernels: pandas' str.extract / split(expand=True) loop in Python.
     text = arrow_strings(values)
     ok = pc.match_substring_regex(text, "^" + AMOUNT_PATTERN + "$")
-    text = pc.if_else(ok, text, "0")
-    text = pc.replace_substring_regex(text, r"^([0-9]+)$", r"\1.00")
-    text = pc.replace_substring_regex(text, r"\.([0-9])$", r".\10")  # `\1` then a literal 0
-    fen = _series(pc.cast(pc.replace_substring(text, ".", ""), pa.int64()), values.index)
+    # The pattern's leading zeros trimmed, what is left (at most 12 digits, 2 decimals) is read
+    # as a decimal of scale 2, whose stored integer is the amount in fen.
+    text = pc.utf8_ltrim(pc.if_else(ok, text, "0"), "0")
+    text = pc.if_else(pc.equal(text, ""), "0", text)
+    fen = _series(_scaled_integers(pc.cast(text, pa.decimal128(16, 2))), values.index)
     return fen, _series(ok, values.index) & (fen > 0)
+
+
+def _scaled_integers(decimals: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
+    """The integers a decimal128 column stores (the value times 10**scale), as int64: the low
+    64 bits of each little-endian 128-bit value, enough for NUMERIC(14,2)'s range."""
+    chunks = []
+    for chunk in decimals.chunks if isinstance(decimals, pa.ChunkedArray) else [decimals]:
+        words = np.frombuffer(chunk.buffers()[1], dtype=np.int64)[
+            2 * chunk.offset: 2 * (chunk.offset + len(chunk))][::2] if len(chunk) else \
+            np.zeros(0, dtype=np.int64)
+        missing = ~chunk.is_valid().to_numpy(zero_copy_only=False) if chunk.null_count else None
+        chunks.append(pa.array(words, type=pa.int64(), mask=missing))
+    return pa.chunked_array(chunks, type=pa.int64())
 
 
 AMOUNT_SHAPE = r"^[0-9]+(?:\.[0-9]{1,2})?$"

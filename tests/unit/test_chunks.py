@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -164,3 +165,22 @@ def test_byte_looks_at_a_column_agree_with_python_in_any_chunking(texts, size):
             text is not None and any(char in text for char in ',"\r\n') for text in texts]
         assert first_bytes(values).tolist() == [
             text.encode()[0] if text else 0 for text in texts]
+
+
+def test_amounts_read_from_chunks_and_slices_are_the_same_fen():
+    """amount_fen reads the decimals' stored integers from Arrow's buffer: chunk offsets (a
+    slice), several chunks and missing values give what one plain array gives."""
+    texts = ["1234.5", "0007", None, "0.01", "999999999999.99", "abc", "", "12.3", "0"] * 3
+    plain = pd.Series(texts, dtype="str")
+    whole = pa.array(texts + ["9.99"], type=pa.large_string()).slice(0, len(texts))
+    chunked = pa.chunked_array([whole.slice(0, 4), whole.slice(4, 10), whole.slice(14)])
+    expected_fen, expected_ok = v.amount_fen(plain, CONTEXT)
+    for column in (whole, chunked):
+        fen, ok = v.amount_fen(pd.Series(pd.arrays.ArrowStringArray(column)), CONTEXT)
+        assert ok.tolist() == expected_ok.tolist()
+        assert fen[ok].tolist() == expected_fen[expected_ok].tolist()
+    assert expected_fen[expected_ok].tolist()[:4] == [123450, 700, 1, 99999999999999]
+    decimals = pc.cast(pa.array(["1.5", "2", "3.25", "4"], type=pa.large_string()),
+                       pa.decimal128(16, 2))
+    assert v._scaled_integers(pa.chunked_array([decimals.slice(2), decimals.slice(0, 1)])
+                              ).to_pylist() == [325, 400, 150]
