@@ -9,14 +9,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recon.frames import yuan_text
+from recon.frames import text_series, yuan_text
 
 
 def fmt_yuan(fen: pd.Series) -> pd.Series:
     """Integer fen -> `1234.50` (exact; negative amounts keep their sign)."""
-    text = yuan_text(fen.to_numpy(np.int64)).to_pandas()
-    text.index = fen.index
-    return text
+    return text_series(yuan_text(fen.to_numpy(np.int64)), fen.index)
 
 
 def fmt_local(moments: pd.Series, tz: ZoneInfo) -> pd.Series:
@@ -26,7 +24,5 @@ def fmt_local(moments: pd.Series, tz: ZoneInfo) -> pd.Series:
     local = pd.to_datetime(moments, utc=True).dt.tz_convert(tz).dt.tz_localize(None)
     # Arrow's cast to text is several times faster than strftime.
     seconds = pa.array(local).cast(pa.timestamp("s"), safe=False)
-    text = pc.fill_null(pc.cast(seconds, pa.string()), "").to_pandas()
-    text.index = moments.index
-    return text
+    return text_series(pc.fill_null(pc.cast(seconds, pa.string()), ""), moments.index)
 

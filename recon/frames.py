@@ -22,6 +22,24 @@ def arrow_strings(column: pd.Series) -> pa.Array | pa.ChunkedArray:
     return array if array.type == pa.large_string() else array.cast(pa.large_string())
 
 
+def text_series(text: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
+    """Arrow text as a pandas `str` column on `index`."""
+    series = text.to_pandas()
+    series.index = index
+    return series
+
+
+def join_texts(*pieces, separator: str = "") -> pa.Array | pa.ChunkedArray:
+    """Text columns (Arrow strings of one length) and literals joined row by row."""
+    return pc.binary_join_element_wise(*(_literal(piece) for piece in pieces),
+                                       _literal(separator))
+
+
+def _literal(piece):
+    """A str as a large_string scalar (the type of recon's text columns); columns as they are."""
+    return pa.scalar(piece, pa.large_string()) if isinstance(piece, str) else piece
+
+
 def dictionary_codes(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     """An int64 code per value and the dictionary they index (distinct values, first appearance
     first), for one array or a chunked one alike."""
@@ -69,7 +87,7 @@ def _digit_group(number: np.ndarray) -> pa.Array:
 # A regular expression run by Arrow costs a few hundred nanoseconds per value even when it finds
 # nothing; numpy over a column's UTF-8 buffer finds which values hold a given byte in one pass.
 
-def _text_chunks(values: pa.Array | pa.ChunkedArray):
+def text_chunks(values: pa.Array | pa.ChunkedArray):
     """(offsets, bytes, valid) of each chunk of a large_string column, zero-copy."""
     for chunk in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
         if not len(chunk):
@@ -86,7 +104,7 @@ def _text_chunks(values: pa.Array | pa.ChunkedArray):
 def values_with_bytes(values: pa.Array | pa.ChunkedArray, wanted: bytes) -> np.ndarray:
     """Per value of a large_string column, whether it holds any of the bytes `wanted` (ASCII)."""
     found = [np.zeros(0, dtype=bool)]
-    for offsets, data, valid in _text_chunks(values):
+    for offsets, data, valid in text_chunks(values):
         text = data[offsets[0]:offsets[-1]]
         hits = np.zeros(len(text), dtype=bool)
         for byte in wanted:
@@ -101,7 +119,7 @@ def values_with_bytes(values: pa.Array | pa.ChunkedArray, wanted: bytes) -> np.n
 def first_bytes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Per value, its first byte (0 for an empty or missing value)."""
     found = [np.zeros(0, dtype=np.uint8)]
-    for offsets, data, valid in _text_chunks(values):
+    for offsets, data, valid in text_chunks(values):
         starts = offsets[:-1]
         present = (offsets[1:] > starts) & valid
         first = np.zeros(len(starts), dtype=np.uint8)

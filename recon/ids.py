@@ -74,8 +74,8 @@ class IdCodes:
     instruction_ids: int  # the size of that dictionary
     # Every binding row's loan code, loans of other days included (the watchlist lists them),
     # and the loan ids the codes index.
-    loan_of_every_binding: np.ndarray | None = None
-    loan_ids: pa.Array | None = None
+    loan_of_every_binding: np.ndarray
+    loan_ids: pa.Array
 
 
 def encode_ids(installments: pd.DataFrame, instructions: pd.DataFrame, bindings: pd.DataFrame,

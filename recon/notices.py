@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from recon.contract import Status
 from recon.formatting import fmt_yuan
-from recon.frames import arrow_strings, yuan_text
+from recon.frames import arrow_strings, join_texts, text_chunks, text_series, yuan_text
 from recon.notice_templates import NOTICE_CAUSES, NoticePolicy, NoticeTemplates
 from recon.protect import mask_cards
 
@@ -113,10 +113,8 @@ def local_text(moments: pd.Series, tz: ZoneInfo) -> pd.Series:
 
 def yuan_grouped(fen: pd.Series) -> pd.Series:
     """Integer fen -> `1,234.50元`."""
-    text = pc.binary_join_element_wise(yuan_text(fen.to_numpy(np.int64), thousands=True), "元",
-                                       "").to_pandas()
-    text.index = fen.index
-    return text
+    grouped = yuan_text(fen.to_numpy(np.int64), thousands=True).cast(pa.large_string())
+    return text_series(join_texts(grouped, "元"), fen.index)
 
 
 def chinese_day(day: dt.date) -> str:
@@ -127,9 +125,7 @@ def card_last_four(masked: pd.Series) -> pd.Series:
     """The last four digits of a masked card number, '' when it has none."""
     found = pc.extract_regex(arrow_strings(masked.fillna("").astype("str")),
                              r"(?P<last4>[0-9]{4})\s*$")
-    text = pc.fill_null(pc.struct_field(found, [0]), "").to_pandas()
-    text.index = masked.index
-    return text
+    return text_series(pc.fill_null(pc.struct_field(found, [0]), ""), masked.index)
 
 
 def compose(items: pd.DataFrame, templates: NoticeTemplates, business_date: dt.date,
@@ -189,9 +185,8 @@ def render(notices: pd.DataFrame, templates: NoticeTemplates, business_date: dt.
     """Each notice's text from its template, placeholders filled column-wise in Arrow (no
     per-row loop, no pandas string concatenation)."""
     last4 = arrow_strings(notices["card_last4"])
-    card = pc.if_else(pc.equal(last4, ""), _text(UNKNOWN_CARD),
-                      pc.binary_join_element_wise(_text("尾号"), last4, _text("的银行卡"),
-                                                  _text("")))
+    card = pc.if_else(pc.equal(last4, ""), pa.scalar(UNKNOWN_CARD, pa.large_string()),
+                      join_texts("尾号", last4, "的银行卡"))
     values = {"amount": arrow_strings(yuan_grouped(notices["amount"])), "card": card,
               "card_last4": last4, "business_date": chinese_day(business_date),
               "installments": pc.cast(pa.array(notices["count"].to_numpy(np.int64)),
@@ -203,11 +198,10 @@ def render(notices: pd.DataFrame, templates: NoticeTemplates, business_date: dt.
         if not pc.any(rows).as_py():
             continue
         due_by = chinese_day(send_day + dt.timedelta(days=template.act_within_days))
-        parts = [_text(piece) for literal, name in template.parts()
+        parts = [piece for literal, name in template.parts()
                  for piece in (literal, due_by if name == "due_by" else values.get(name, ""))]
-        message = pc.if_else(rows, pc.binary_join_element_wise(*parts, _text("")), message)
-    text = pc.fill_null(message, "").to_pandas()
-    text.index = notices.index
+        message = pc.if_else(rows, join_texts(*parts), message)
+    text = text_series(pc.fill_null(message, ""), notices.index)
     # The templates are checked to hold no card number and only last four digits go in; this
     # is the last line of defence all the same.
     return mask_cards(text)
@@ -216,21 +210,14 @@ def render(notices: pd.DataFrame, templates: NoticeTemplates, business_date: dt.
 def notice_ids(prefix: str, count: int) -> pd.Series:
     """`prefix` + 000001, 000002, ...: the new notices' ids, in order."""
     numbers = pc.utf8_lpad(pc.cast(pa.array(np.arange(1, count + 1)), pa.large_string()), 6, "0")
-    return pd.Series(pc.binary_join_element_wise(_text(prefix), numbers, _text("")).to_pandas()
-                     .to_numpy(), dtype="str")
-
-
-def _text(value):
-    """A literal as an Arrow large_string scalar (the type of recon's text columns)."""
-    return pa.scalar(value, pa.large_string()) if isinstance(value, str) else value
+    return pd.Series(join_texts(prefix, numbers).to_pandas().to_numpy(), dtype="str")
 
 
 def content_keys(notices: pd.DataFrame) -> pd.Series:
     """A digest of what a notice says (not of when it may be sent): equal keys, same notice."""
-    text = pc.binary_join_element_wise(
-        *(arrow_strings(notices[column].astype("str")) for column in
-          ("template_key", "channel", "amount", "card_last4", "installments", "message")),
-        _text("|"))
+    text = join_texts(*(arrow_strings(notices[column].astype("str")) for column in
+                        ("template_key", "channel", "amount", "card_last4", "installments",
+                         "message")), separator="|")
     return pd.Series(_sha256_prefixes(text), index=notices.index, dtype="str")
 
 
@@ -238,16 +225,14 @@ def _sha256_prefixes(texts: pa.Array | pa.ChunkedArray) -> list[str]:
     """The first 32 hex digits of each value's SHA-256 (of its UTF-8 bytes), hashed straight from
     Arrow's buffer: no Python string per value."""
     digests = []
-    for chunk in texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]:
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)[
-            chunk.offset: chunk.offset + len(chunk) + 1].tolist()
-        data = memoryview(chunk.buffers()[2]) if len(chunk) else memoryview(b"")
+    for offsets, data, _ in text_chunks(texts):
+        data, bounds = memoryview(data), offsets.tolist()
         digests += [hashlib.sha256(data[start:end]).hexdigest()[:32]
-                    for start, end in zip(offsets, offsets[1:])]
+                    for start, end in zip(bounds, bounds[1:])]
     return digests
 
 
-# --- the rerun merge -------------------------------------------------------------------------------
+# --- the rerun merge ---------------------------------------------------------------------------
 
 @dataclass
 class OutboxChange:
@@ -335,8 +320,8 @@ def plan_outbox(stored: pd.DataFrame, items: pd.DataFrame, templates: NoticeTemp
     after.loc[withdrawn, "state"] = CANCELLED
     after.loc[withdrawn, "cancelled_run_id"] = run_id
     after.loc[withdrawn, "cancelled_at"] = made_at
-    after = pd.concat([after, insert.astype("str").reindex(columns=NOTICES_COLUMNS).astype("str").fillna("")],
-                      ignore_index=True)
+    added = insert.astype("str").reindex(columns=NOTICES_COLUMNS).astype("str").fillna("")
+    after = pd.concat([after, added], ignore_index=True)
     return OutboxChange(cancel=cancel, insert=insert,
                         notices=after.sort_values(["borrower_id", "created_at", "notice_id"],
                                                   kind="stable").reset_index(drop=True),

@@ -401,15 +401,10 @@ class _Inline:
         return job
 
 
-@contextmanager
 def _writer_thread(settings: Settings, database: engine.Database):
-    """A thread for the database write that overlaps the action planning (PostgreSQL, with
-    RECON_THREADS > 1); otherwise the write runs at once on the caller's thread."""
-    if settings.worker_threads < 2 or not database.is_postgres:
-        yield _Inline()
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recon-write") as pool:
-        yield pool
+    """A thread for the database write that overlaps the action planning (PostgreSQL only:
+    SQLite's write is not worth a thread)."""
+    return _thread(settings, "recon-write", database.is_postgres)
 
 
 def _settle(job: Future) -> None:
@@ -425,10 +420,16 @@ def _settle(job: Future) -> None:
         raise stop
 
 
-@contextmanager
 def _side_thread(settings: Settings):
-    if settings.worker_threads < 2:
+    return _thread(settings, "recon-side")
+
+
+@contextmanager
+def _thread(settings: Settings, name: str, wanted: bool = True):
+    """One worker thread, or (RECON_THREADS=1, or not `wanted`) jobs run at once on the
+    caller's thread."""
+    if settings.worker_threads < 2 or not wanted:
         yield _Inline()
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recon-side") as pool:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as pool:
         yield pool

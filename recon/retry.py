@@ -34,10 +34,10 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from recon.contract import RETRY_PLAN_COLUMNS, RootCause, SettlementExceptionKind, Status
 from recon.formatting import fmt_yuan
+from recon.frames import text_series
 from recon.ids import isin, nanos
 from recon.retry_policy import RetryPolicy
 from recon.retry_reasons import format_local, reasons
@@ -260,7 +260,7 @@ def plan_retries(outcomes: pd.DataFrame, *, bindings: pd.DataFrame, loan_of_bind
             shown_cap >= 1, ""),
         "instruction_id": "",
         "gateway_txn_id": "",
-        "reason": _series(reason, rows.index),
+        "reason": text_series(reason, rows.index),
     })
     # Sorted by integer codes: the action's rank among the plan's actions, the loan id's rank
     # among its ids (sorting the text itself costs a third of a second at 250k rows).
@@ -271,16 +271,9 @@ def plan_retries(outcomes: pd.DataFrame, *, bindings: pd.DataFrame, loan_of_bind
     return pd.concat([plan, refunds], ignore_index=True)[RETRY_PLAN_COLUMNS]
 
 
-def _series(text: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
-    series = text.to_pandas()
-    series.index = index
-    return series
-
-
 def _ranks(values: pd.Series) -> np.ndarray:
     """Each value's rank in the sorted distinct values (equal values, equal ranks)."""
-    codes, distinct = pd.factorize(values, sort=True)
-    return codes
+    return pd.factorize(values, sort=True)[0]
 
 
 def _earlier(rows: pd.DataFrame, earlier_attempts: pd.DataFrame) -> np.ndarray:

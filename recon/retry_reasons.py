@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from recon.contract import RootCause
 from recon.formatting import fmt_local
-from recon.frames import arrow_strings, yuan_text
+from recon.frames import arrow_strings, join_texts, yuan_text
 
 R = RootCause
 
@@ -24,13 +24,6 @@ def format_local(moments_ns: np.ndarray, present: np.ndarray, tz: ZoneInfo) -> n
         moments = pd.Series(pd.to_datetime(moments_ns[present], utc=True))
         text[present] = fmt_local(moments, tz).to_numpy(object)
     return text
-
-
-def _join(*pieces) -> pa.Array:
-    """Text pieces (Arrow strings of one length, or literals) joined row by row."""
-    return pc.binary_join_element_wise(
-        *(pa.scalar(piece, pa.large_string()) if isinstance(piece, str) else piece
-          for piece in pieces), pa.scalar("", pa.large_string()))
 
 
 def reasons(rows, choice, step, gateway, other, attempts, cap, incident_end, binding_id, amount,
@@ -62,9 +55,9 @@ def reasons(rows, choice, step, gateway, other, attempts, cap, incident_end, bin
         at = part["rows"]
         known = ended[at]
         when = pa.array(format_local(incident_end[at], known, tz), type=pa.large_string())
-        return _join(part["gw"], " had an outage and no other gateway's file arrived clean: "
-                     "retry ", part["yuan"], " on ", part["gw"], " after the incident",
-                     pc.if_else(pa.array(known), _join(" (ended ", when, ")"), ""))
+        return join_texts(part["gw"], " had an outage and no other gateway's file arrived clean: "
+                          "retry ", part["yuan"], " on ", part["gw"], " after the incident",
+                          pc.if_else(pa.array(known), join_texts(" (ended ", when, ")"), ""))
 
     def is_cause(value: str) -> np.ndarray:
         return (cause == value).to_numpy(bool)
@@ -73,44 +66,45 @@ def reasons(rows, choice, step, gateway, other, attempts, cap, incident_end, bin
         (step == "duplicates",
          fixed("overpaid by its duplicate debits only: refunded through their refund rows")),
         (step == "refund",
-         lambda p: _join("settled more than due: refund ", p["yuan"], " to the borrower")),
+         lambda p: join_texts("settled more than due: refund ", p["yuan"], " to the borrower")),
         (step == "file", fixed("a settlement file of this installment's attempts has not "
                                "arrived: rerun D when it does, no debit before")),
         (step == "query",
-         lambda p: _join("an attempt via ", p["gw"], " has no settlement record: ask ", p["gw"],
-                         " for its result before any new debit, or the borrower may be charged "
-                         "twice")),
+         lambda p: join_texts("an attempt via ", p["gw"], " has no settlement record: ask ",
+                              p["gw"], " for its result before any new debit, or the borrower "
+                              "may be charged twice")),
         (step == "rebind",
-         lambda p: _join("card rebound after the failed attempt (binding ", p["binding"],
-                         "): retry ", p["yuan"], " on the new binding; ", p["count"],
-                         " of at most ", p["limit"], " attempts made so far")),
+         lambda p: join_texts("card rebound after the failed attempt (binding ", p["binding"],
+                              "): retry ", p["yuan"], " on the new binding; ", p["count"],
+                              " of at most ", p["limit"], " attempts made so far")),
         (step == "cap",
-         lambda p: _join(p["cause"], ": ", p["count"], " attempts reached the limit of ",
-                         p["limit"], "; no automatic debit, hand to collections")),
+         lambda p: join_texts(p["cause"], ": ", p["count"], " attempts reached the limit of ",
+                              p["limit"], "; no automatic debit, hand to collections")),
         (policy & (choice == "retry_other_gateway"),
-         lambda p: _join(p["gw"], " had an outage: retry ", p["yuan"], " through ", p["other"],
-                         ", whose file arrived clean")),
+         lambda p: join_texts(p["gw"], " had an outage: retry ", p["yuan"], " through ", p["other"],
+                              ", whose file arrived clean")),
         (policy & (choice == "retry") & is_cause(R.GATEWAY_OUTAGE.value),
          outage_on_same_gateway),
         (policy & (choice == "retry") & is_cause(R.NOT_INSTRUCTED.value),
-         lambda p: _join("internal: the collections system did not send a debit; send ",
-                         p["yuan"])),
+         lambda p: join_texts("internal: the collections system did not send a debit; send ",
+                              p["yuan"])),
         (policy & (choice == "retry"),
-         lambda p: _join(p["cause"], ": retry ", p["yuan"], "; ", p["count"], " of at most ",
-                         p["limit"], " attempts made so far")),
+         lambda p: join_texts(p["cause"], ": retry ", p["yuan"], "; ", p["count"], " of at most ",
+                              p["limit"], " attempts made so far")),
         (policy & (choice == "wait_for_borrower") & is_cause(R.INSTRUCTION_NOT_CONFIRMED.value),
          fixed("the borrower must confirm the debit instruction first")),
         (policy & (choice == "wait_for_borrower"),
-         lambda p: _join(p["cause"], ": the borrower must bind a valid card or account first")),
+         lambda p: join_texts(p["cause"],
+                              ": the borrower must bind a valid card or account first")),
         (policy & (choice == "query_gateway"),
-         lambda p: _join("ask ", p["gw"], " for the attempt's result before any new debit")),
+         lambda p: join_texts("ask ", p["gw"], " for the attempt's result before any new debit")),
         (policy & (choice == "wait_for_file"), fixed("wait for the settlement file, then rerun D")),
         (policy & (choice == "none") & is_cause(R.ACCOUNT_FROZEN.value),
          fixed("account frozen: no debit; contact the borrower and check for a judicial freeze")),
         (policy & (choice == "none") & is_cause(R.UNCLASSIFIED.value),
          fixed("cause not recognised: no automatic debit; investigate and extend the code map")),
         (policy & (choice == "none"),
-         lambda p: _join(p["cause"], ": the policy plans no automatic action")),
+         lambda p: join_texts(p["cause"], ": the policy plans no automatic action")),
     ]
     # Each sentence's texts for its rows, then all put back in row order with one take.
     pieces, positions = [], []

@@ -85,7 +85,7 @@ def _loan_codes(outcomes: pd.DataFrame, bindings: pd.DataFrame,
                 ids: IdCodes | None) -> tuple[np.ndarray, np.ndarray, pa.Array]:
     """Loan codes of the bindings and of the outcomes over one dictionary, and the dictionary:
     the day's (encoding 2M loan ids again costs a second) when `ids` has them."""
-    if ids is not None and ids.loan_ids is not None and "loan_code" in outcomes.columns:
+    if ids is not None:
         return ids.loan_of_every_binding, outcomes["loan_code"].to_numpy(np.int64), ids.loan_ids
     (of_binding, of_outcome), dictionary = shared_codes(bindings["loan_id"], outcomes["loan_id"])
     return of_binding, of_outcome, dictionary

@@ -23,16 +23,6 @@ RETRY_PLAN_DB_COLUMNS = RETRY_PLAN_COLUMNS + ["run_id"]
 WATCHLIST_COLUMNS = ["business_date", "loan_id", "borrower_id", "risk", "evidence",
                      "suggested_action", "run_id"]
 
-NOTICE_COLUMNS = ["notice_id", "business_date", "borrower_id", "state", "channel",
-                  "template_key", "send_after", "amount", "card_last4", "installments",
-                  "message", "content_key", "created_run_id", "created_at", "cancelled_run_id",
-                  "cancelled_at"]
-
-STORED_NOTICE_COLUMNS = ["notice_id", "business_date", "borrower_id", "content_key", "channel",
-                         "template_key", "message", "amount", "card_last4", "installments",
-                         "send_after", "state", "created_at", "created_run_id"]
-
-
 OUTCOMES_PARENT = "installment_outcomes"
 
 

@@ -22,10 +22,10 @@ from recon.db.engine import Database, first_line, reachable
 from recon.db.ledger import close_run, record_reports_path
 from recon.db.locks import DateLock
 from recon.db.partitions import ensure_date_partition, replace_outcome_partition
-from recon.db.tables import (NOTICE_COLUMNS, OUTCOME_COLUMNS, REJECT_COLUMNS,
-                             RETRY_PLAN_DB_COLUMNS, SETTLEMENT_EXCEPTION_COLUMNS,
-                             STORED_NOTICE_COLUMNS, WATCHLIST_COLUMNS)
+from recon.db.tables import (OUTCOME_COLUMNS, REJECT_COLUMNS, RETRY_PLAN_DB_COLUMNS,
+                             SETTLEMENT_EXCEPTION_COLUMNS, WATCHLIST_COLUMNS)
 from recon.errors import CommitUnknown, DatabaseFailed, OutboxConflict
+from recon.notices import NOTICES_COLUMNS, STORED_COLUMNS
 from recon.protect import protect_rows
 
 log = logging.getLogger("recon")
@@ -224,10 +224,10 @@ def merge_notices(database: Database, connection: Connection, business_date: str
     """
     lock = " FOR UPDATE" if database.is_postgres else ""
     rows = connection.execute(sa.text(
-        f"SELECT {', '.join(NOTICE_COLUMNS)} FROM borrower_notices WHERE business_date = :d "
+        f"SELECT {', '.join(NOTICES_COLUMNS)} FROM borrower_notices WHERE business_date = :d "
         f"ORDER BY notice_id{lock}"), {"d": business_date}).all()
     stored = pd.DataFrame([tuple(_notice_text(value) for value in row) for row in rows],
-                          columns=NOTICE_COLUMNS, dtype="str")
+                          columns=NOTICES_COLUMNS, dtype="str")
     change = plan(stored)
     if change.cancel:
         made_at = change.notices.loc[change.notices["notice_id"].isin(change.cancel),
@@ -252,7 +252,7 @@ def merge_notices(database: Database, connection: Connection, business_date: str
                 f"the messaging system while this run was withdrawing them",
                 next_step="nothing was written; rerun the date")
     try:
-        bulk_insert(database, connection, "borrower_notices", STORED_NOTICE_COLUMNS,
+        bulk_insert(database, connection, "borrower_notices", STORED_COLUMNS,
                     change.insert)
     except sa.exc.IntegrityError as exc:
         raise OutboxConflict(

@@ -20,20 +20,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from recon.contract import EXCEPTIONS_COLUMNS, REJECTS_COLUMNS, SETTLEMENT_EXCEPTIONS_COLUMNS
 from recon.errors import OutputUnusable
-from recon.frames import values_with_bytes
+from recon.frames import join_texts, text_chunks, values_with_bytes
 from recon.protect import safe_frame
 
 FILE_MODE = 0o640
 DIR_MODE = 0o750
 RUNS = ".runs"  # OUT/.runs/<D>/<run_id>/: every run's own report folder
-LEGACY_PREFIX = "before-"  # OUT/.runs/<D>/before-<id>/: a real OUT/<D> folder an earlier release wrote
+# OUT/.runs/<D>/before-<id>/: a real OUT/<D> folder an earlier release wrote
+LEGACY_PREFIX = "before-"
 
 
 
@@ -81,7 +81,8 @@ class StagedReports:
     def link_text(self) -> str:
         return os.path.join(RUNS, self.business_date, self.run_id)
 
-    def write(self, name: str, frame: pd.DataFrame, columns: list[str], *, bom: bool = False) -> None:
+    def write(self, name: str, frame: pd.DataFrame, columns: list[str], *,
+              bom: bool = False) -> None:
         safe = safe_frame(frame.reindex(columns=columns))  # every column but ids card-masked
         path = self.folder / name
         with output_errors(self.business_date, path):
@@ -244,11 +245,8 @@ def csv_field(values: pa.Array) -> pa.Array:
     needs_quotes = values_with_bytes(values, b',"\r\n')
     if not needs_quotes.any():
         return values
-    needs_quotes = pa.array(needs_quotes)
-    quote = pa.scalar('"', pa.large_string())
-    quoted = pc.binary_join_element_wise(quote, pc.replace_substring(values, '"', '""'), quote,
-                                         pa.scalar("", pa.large_string()))
-    return pc.if_else(needs_quotes, quoted, values)
+    quoted = join_texts('"', pc.replace_substring(values, '"', '""'), '"')
+    return pc.if_else(pa.array(needs_quotes), quoted, values)
 
 
 def write_csv(path: Path, frame: pd.DataFrame, *, bom: bool = False) -> None:
@@ -266,16 +264,11 @@ def write_csv(path: Path, frame: pd.DataFrame, *, bom: bool = False) -> None:
         if frame.empty:
             return
         fields = [csv_field(pa.array(frame[column])) for column in frame.columns]
-        rows = pc.binary_join_element_wise(*fields, pa.scalar(",", pa.large_string()))
-        lines = pc.binary_join_element_wise(rows, pa.scalar("\n", pa.large_string()),
-                                            pa.scalar("", pa.large_string()))
+        lines = join_texts(join_texts(*fields, separator=","), "\n")
         # Columns read from large files come in chunks (one per Arrow read block): each
         # chunk's text is written as it is, without first copying them all into one.
-        for chunk in lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]:
-            if len(chunk):
-                offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)[
-                    chunk.offset: chunk.offset + len(chunk) + 1]
-                handle.write(memoryview(chunk.buffers()[2])[offsets[0]:offsets[-1]])
+        for offsets, data, _ in text_chunks(lines):
+            handle.write(data[offsets[0]:offsets[-1]])
 
 
 def stage_reports(out_dir: Path, business_date: str, run_id: str, exceptions: pd.DataFrame,

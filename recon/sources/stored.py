@@ -42,39 +42,44 @@ def read_earlier_attempts(database: Database, business_date: str, since: str) ->
     """Sent attempts stored for dates from `since` to before D, per installment not collected
     on them (loan_id, installment_no, attempts): the retry plan's attempt caps. Rows written
     before migration 009 have no attempts and count none."""
-    query = ("SELECT loan_id, installment_no, sum(attempts) FROM installment_outcomes "
-             "WHERE business_date >= {0} AND business_date < {0} AND root_cause IS NOT NULL "
-             "AND attempts > 0 GROUP BY loan_id, installment_no")
+    query = ("SELECT loan_id, installment_no, sum(attempts) AS attempts "
+             "FROM installment_outcomes WHERE business_date >= {} AND business_date < {} "
+             "AND root_cause IS NOT NULL AND attempts > 0 GROUP BY loan_id, installment_no")
+    types = {"loan_id": pa.string(), "installment_no": pa.int64(), "attempts": pa.int64()}
     with reachable(database), database.engine.connect() as connection:
-        if database.is_postgres:
-            with connection.connection.driver_connection.cursor() as cursor:
-                cursor.execute(query.format("%s::date"), (since, business_date))
-                rows = cursor.fetchall()
-        else:
-            rows = connection.exec_driver_sql(query.format("?"), (since, business_date)).fetchall()
-    columns = list(zip(*rows)) or [(), (), ()]
-    return pd.DataFrame({"loan_id": pd.Series(columns[0], dtype="str"),
-                         "installment_no": pd.Series(columns[1], dtype="int64"),
-                         "attempts": pd.Series(columns[2], dtype="int64")})
+        table = _select_table(database, connection, query, (since, business_date), types)
+    return table.to_pandas()
 
 
 def has_results_schema(database: Database) -> bool:
+    return _has_table(database, "installment_outcomes")
+
+
+def _has_table(database: Database, table: str) -> bool:
     with reachable(database), database.engine.connect() as connection:
-        return sa.inspect(connection).has_table("installment_outcomes")
+        return sa.inspect(connection).has_table(table)
+
+
+def _rows_by_day(database: Database, query: str, date_from: str, date_to: str, *,
+                 exact: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The rows of `query` (`:a` and `:b` the first and last date) for the trend report:
+    business_date as YYYY-MM-DD, the `exact` columns (NUMERIC sums) as their exact text."""
+    with reachable(database), database.engine.connect() as connection:
+        frame = pd.read_sql(sa.text(query), connection, params={"a": date_from, "b": date_to},
+                            coerce_float=False)
+    frame["business_date"] = frame["business_date"].astype("str")
+    for column in exact:
+        frame[column] = frame[column].map(str)
+    return frame
 
 
 def read_daily_root_causes(database: Database, date_from: str, date_to: str) -> pd.DataFrame:
     """Rows of the analyst view `daily_root_causes` for the dates, amounts as exact text."""
-    with reachable(database), database.engine.connect() as connection:
-        frame = pd.read_sql(sa.text(
-            "SELECT business_date, root_cause, gateway, status, installments, amount_due, "
-            "amount_outstanding FROM daily_root_causes WHERE business_date BETWEEN :a AND :b "
-            "ORDER BY business_date, gateway, root_cause, status"),
-            connection, params={"a": date_from, "b": date_to}, coerce_float=False)
-    frame["business_date"] = frame["business_date"].astype("str")
-    for column in ("amount_due", "amount_outstanding"):
-        frame[column] = frame[column].map(str)
-    return frame
+    return _rows_by_day(
+        database, "SELECT business_date, root_cause, gateway, status, installments, amount_due, "
+        "amount_outstanding FROM daily_root_causes WHERE business_date BETWEEN :a AND :b "
+        "ORDER BY business_date, gateway, root_cause, status", date_from, date_to,
+        exact=("amount_due", "amount_outstanding"))
 
 
 def read_days_past_due(database: Database, date_from: str, date_to: str) -> pd.DataFrame:
@@ -83,47 +88,35 @@ def read_days_past_due(database: Database, date_from: str, date_to: str) -> pd.D
     days_past_due: they were all due on their date (the contract then required it), so 0."""
     days = "COALESCE(days_past_due, 0)"
     not_collected = "status NOT IN ('paid', 'overpaid')"
-    with reachable(database), database.engine.connect() as connection:
-        frame = pd.read_sql(sa.text(
-            f"SELECT business_date, CASE WHEN {days} = 0 THEN '0' WHEN {days} <= 30 THEN '1-30' "
-            f"WHEN {days} <= 60 THEN '31-60' ELSE 'over 60' END AS bucket, "
-            f"sum(CASE WHEN {not_collected} THEN 0 ELSE 1 END) AS collected, "
-            f"sum(CASE WHEN {not_collected} THEN 1 ELSE 0 END) AS not_collected, "
-            f"sum(CASE WHEN {not_collected} THEN amount_due - amount_settled ELSE 0 END) "
-            f"AS amount_outstanding FROM installment_outcomes "
-            f"WHERE business_date BETWEEN :a AND :b GROUP BY 1, 2 ORDER BY 1, 2"),
-            connection, params={"a": date_from, "b": date_to}, coerce_float=False)
-    frame["business_date"] = frame["business_date"].astype("str")
-    frame["amount_outstanding"] = frame["amount_outstanding"].map(str)
-    return frame
+    return _rows_by_day(
+        database, f"SELECT business_date, CASE WHEN {days} = 0 THEN '0' WHEN {days} <= 30 "
+        f"THEN '1-30' WHEN {days} <= 60 THEN '31-60' ELSE 'over 60' END AS bucket, "
+        f"sum(CASE WHEN {not_collected} THEN 0 ELSE 1 END) AS collected, "
+        f"sum(CASE WHEN {not_collected} THEN 1 ELSE 0 END) AS not_collected, "
+        f"sum(CASE WHEN {not_collected} THEN amount_due - amount_settled ELSE 0 END) "
+        f"AS amount_outstanding FROM installment_outcomes "
+        f"WHERE business_date BETWEEN :a AND :b GROUP BY 1, 2 ORDER BY 1, 2",
+        date_from, date_to, exact=("amount_outstanding",))
 
 
 def read_retry_actions(database: Database, date_from: str, date_to: str) -> pd.DataFrame:
     """Per business date and action of the stored retry plans: rows and their amount, exact."""
-    with reachable(database), database.engine.connect() as connection:
-        if not sa.inspect(connection).has_table("retry_plan"):
-            return pd.DataFrame(columns=["business_date", "action", "plan_rows", "amount"])
-        frame = pd.read_sql(sa.text(
-            "SELECT business_date, action, count(*) AS plan_rows, "
-            "COALESCE(sum(amount), 0) AS amount FROM retry_plan "
-            "WHERE business_date BETWEEN :a AND :b GROUP BY 1, 2 ORDER BY 1, 2"),
-            connection, params={"a": date_from, "b": date_to}, coerce_float=False)
-    frame["business_date"] = frame["business_date"].astype("str")
-    frame["amount"] = frame["amount"].map(str)
-    return frame
+    if not _has_table(database, "retry_plan"):
+        return pd.DataFrame(columns=["business_date", "action", "plan_rows", "amount"])
+    return _rows_by_day(
+        database, "SELECT business_date, action, count(*) AS plan_rows, "
+        "COALESCE(sum(amount), 0) AS amount FROM retry_plan "
+        "WHERE business_date BETWEEN :a AND :b GROUP BY 1, 2 ORDER BY 1, 2",
+        date_from, date_to, exact=("amount",))
 
 
 def read_stored_runs(database: Database, date_from: str, date_to: str) -> pd.DataFrame:
     """Per business date with results, the run that wrote them: run_id, outcome, exit_code."""
-    with reachable(database), database.engine.connect() as connection:
-        frame = pd.read_sql(sa.text(
-            "SELECT s.business_date, s.run_id, r.outcome, r.exit_code, r.ended_at "
-            "FROM (SELECT business_date, min(run_id) AS run_id FROM installment_outcomes "
-            "      WHERE business_date BETWEEN :a AND :b GROUP BY business_date) s "
-            "JOIN recon_runs r ON r.run_id = s.run_id ORDER BY s.business_date"),
-            connection, params={"a": date_from, "b": date_to})
-    frame["business_date"] = frame["business_date"].astype("str")
-    return frame
+    return _rows_by_day(
+        database, "SELECT s.business_date, s.run_id, r.outcome, r.exit_code, r.ended_at "
+        "FROM (SELECT business_date, min(run_id) AS run_id FROM installment_outcomes "
+        "      WHERE business_date BETWEEN :a AND :b GROUP BY business_date) s "
+        "JOIN recon_runs r ON r.run_id = s.run_id ORDER BY s.business_date", date_from, date_to)
 
 
 def read_borrower_failures(database: Database, date_from: str, date_to: str,

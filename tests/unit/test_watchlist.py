@@ -162,3 +162,25 @@ def test_rows_are_text_in_the_contract_column_order():
                      NO_HISTORY, D, TZ)
     assert list(rows.columns) == WATCHLIST_COLUMNS
     assert rows["business_date"].tolist() == ["2026-11-27"]
+
+
+def test_the_days_loan_codes_give_the_same_watchlist_as_encoding_the_loans_here():
+    """The pipeline hands watchlist the day's encode_ids, whose dictionary also holds loans only
+    instructed on D: they are not listed, and every row is what encoding the loans here gives."""
+    from recon.ids import encode_ids
+
+    day = outcomes(PAID, ("L2", "X2", "unpaid", "card_unbound"))
+    files = bindings(("B1", "L1", "UNBOUND", "2025-01-01 10:00:00", "2026-11-27 09:00:00"),
+                     ("B9", "L9", "ACTIVE", "2025-01-01 10:00:00", None),
+                     ("B8", "L8", "UNBOUND", "2025-01-01 10:00:00", "2026-01-01 09:00:00"))
+    instructions = pd.DataFrame({"loan_id": pd.Series(["L7", "L1"], dtype="str"),
+                                 "instruction_id": pd.Series(["I1", "I2"], dtype="str")})
+    settlements = pd.DataFrame({"instruction_id": pd.Series([], dtype="str")})
+    ids = encode_ids(day, instructions, files, settlements)
+    here = watchlist(day, files, NO_HISTORY, D, TZ)
+    with_codes = watchlist(day.assign(loan_code=ids.loan_of_installment), files, NO_HISTORY, D,
+                           TZ, ids)
+    pd.testing.assert_frame_equal(with_codes, here)
+    assert "L7" not in set(with_codes["loan_id"])  # instructed only: not a loan to warn about
+    assert set(risks(here)) == {(NO_ACTIVE_BINDING, "L1"), (BINDING_ENDED, "L1"),
+                                (NO_ACTIVE_BINDING, "L2"), (NO_ACTIVE_BINDING, "L8")}
