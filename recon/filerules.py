@@ -14,8 +14,7 @@ import pandas as pd
 from recon.errors import InputRefused
 from recon.frames import arrow_strings, dictionary_codes
 from recon.protect import mask_cards_in_text
-from recon.sources.rawtable import BAD_BYTES_REASON
-from recon.sources.rawtable import RawTable, empty_rejects
+from recon.sources.rawtable import BAD_BYTES_REASON, RawTable, empty_rejects
 from recon.validate import FileSpec, RuleContext, Validated
 
 

@@ -17,8 +17,8 @@ import pandas as pd
 
 from recon.errors import InputRefused
 from recon.protect import mask_unless_id
-from recon.sources.rawtable import BAD_BYTES_REASON
-from recon.sources.rawtable import FieldLimits, RawTable, cut_text, empty_cuts, empty_rejects
+from recon.sources.rawtable import (BAD_BYTES_REASON, FieldLimits, RawTable, cut_text, empty_cuts,
+                                    empty_rejects)
 
 RESEND = "ask the sender to resend the complete file, then rerun the date"
 
