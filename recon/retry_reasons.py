@@ -48,8 +48,7 @@ def reasons(rows, choice, step, gateway, other, attempts, cap, incident_end, bin
     policy = step == "policy"
 
     def fixed(text: str):
-        return lambda part: pa.array(np.full(len(part["rows"]), text, dtype=object),
-                                     type=pa.large_string())
+        return lambda part: pa.repeat(pa.scalar(text, pa.large_string()), len(part["rows"]))
 
     def outage_on_same_gateway(part: dict) -> pa.Array:
         at = part["rows"]
@@ -119,7 +118,7 @@ def reasons(rows, choice, step, gateway, other, attempts, cap, incident_end, bin
             positions.append(taken)
             filled[taken] = True
     rest = np.flatnonzero(~filled)
-    pieces.append(pa.array(np.full(rest.size, "", dtype=object), type=pa.large_string()))
+    pieces.append(pa.repeat(pa.scalar("", pa.large_string()), rest.size))
     positions.append(rest)
     order = np.argsort(np.concatenate(positions), kind="stable")
     return pa.chunked_array(pieces, pa.large_string()).take(pa.array(order))
