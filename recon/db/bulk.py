@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from contextlib import redirect_stderr
+from contextlib import contextmanager, redirect_stderr
 
 import pandas as pd
 import pyarrow as pa
@@ -42,25 +42,30 @@ COPY_CHUNK_BYTES = 1 << 20  # psycopg2 reads the stream 8 KiB at a time unless t
 
 def copy_frame(connection: Connection, table: str, columns: list[str], frame: pd.DataFrame,
                *, freeze: bool = False) -> None:
-    """COPY the frame into `table` inside the connection's transaction: one stream per table.
-
-    The driver's errors are raised as SQLAlchemy's, like any other statement's, so a connection
-    lost mid-COPY is "database unavailable" (exit 5).
-    """
-    import psycopg2
-
+    """COPY the frame into `table` inside the connection's transaction: one stream per table
+    (the driver's errors raised as SQLAlchemy's: _driver_copy)."""
     # FREEZE (only for a table created in this transaction) writes the rows already frozen,
     # sparing the first reader and vacuum a rewrite of every page.
     options = "FORMAT csv, FREEZE" if freeze else "FORMAT csv"
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH ({options})"
     buffer = io.BytesIO(_copy_csv(frame))
+    with _driver_copy(connection, statement) as cursor:
+        cursor.copy_expert(statement, buffer, size=COPY_CHUNK_BYTES)
+
+
+@contextmanager
+def _driver_copy(connection: Connection, statement: str):
+    """A psycopg2 cursor for one COPY, whose errors are raised as SQLAlchemy's, like any other
+    statement's, so a connection lost mid-COPY is "database unavailable" (exit 5)."""
+    import psycopg2
+
     try:
         # When the server ends the session mid-COPY, psycopg2 prints an exception chain to
-        # sys.stderr on its own (its CONTEXT line can quote a row being loaded): the error raised
-        # below is what the run reports, in one line, so that print is dropped.
+        # sys.stderr on its own (its CONTEXT line can quote a row): the error raised below is
+        # what the run reports, in one line, so that print is dropped.
         with connection.connection.driver_connection.cursor() as cursor, \
                 redirect_stderr(io.StringIO()):
-            cursor.copy_expert(statement, buffer, size=COPY_CHUNK_BYTES)
+            yield cursor
     except psycopg2.Error as exc:
         raise DBAPIError.instance(
             statement, None, exc, psycopg2.Error, dialect=connection.dialect,
@@ -82,3 +87,24 @@ def bulk_insert(database: Database, connection: Connection, table: str, columns:
     connection.exec_driver_sql(
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
         list(records.itertuples(index=False, name=None)))
+
+
+def select_table(database: Database, connection: Connection, query: str, params: tuple,
+                  types: dict[str, pa.DataType], *, block_bytes: int | None = None,
+                  strings_can_be_null: bool = False) -> pa.Table:
+    """The rows of `query` (one `{}` per parameter) as an Arrow table of `types`' columns, read
+    through the driver: COPY on PostgreSQL (a million rows through SQLAlchemy's row objects
+    take seconds), the sqlite3 cursor on SQLite."""
+    if database.is_postgres:
+        buffer = io.BytesIO()
+        with _driver_copy(connection, query) as cursor:
+            select = cursor.mogrify(query.format(*["%s"] * len(params)), params).decode()
+            cursor.copy_expert(f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER)", buffer)
+        buffer.seek(0)
+        read = pa_csv.ReadOptions(block_size=block_bytes) if block_bytes else None
+        return pa_csv.read_csv(buffer, read_options=read, convert_options=pa_csv.ConvertOptions(
+            column_types=types, strings_can_be_null=strings_can_be_null))
+    rows = connection.exec_driver_sql(query.format(*["?"] * len(params)), params).fetchall()
+    values = list(zip(*rows)) or [()] * len(types)
+    return pa.table({name: pa.array(column, type_)
+                     for (name, type_), column in zip(types.items(), values)})

@@ -4,15 +4,13 @@ rows."""
 
 from __future__ import annotations
 
-import io
 import re
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
+from recon.db.bulk import select_table
 from recon.db.engine import Database, reachable
 
 
@@ -31,7 +29,7 @@ def read_outcomes(database: Database, business_date: str, *,
         run_id = connection.execute(sa.text(
             "SELECT run_id FROM installment_outcomes WHERE business_date = :d LIMIT 1"),
             {"d": business_date}).scalar()
-        table = _select_table(database, connection, query, (business_date,), types,
+        table = select_table(database, connection, query, (business_date,), types,
                               block_bytes=block_bytes, strings_can_be_null=True)
     frame = table.to_pandas()
     frame["root_cause"] = frame["root_cause"].fillna("")
@@ -47,7 +45,7 @@ def read_earlier_attempts(database: Database, business_date: str, since: str) ->
              "AND root_cause IS NOT NULL AND attempts > 0 GROUP BY loan_id, installment_no")
     types = {"loan_id": pa.string(), "installment_no": pa.int64(), "attempts": pa.int64()}
     with reachable(database), database.engine.connect() as connection:
-        table = _select_table(database, connection, query, (since, business_date), types)
+        table = select_table(database, connection, query, (since, business_date), types)
     return table.to_pandas()
 
 
@@ -130,31 +128,9 @@ def read_borrower_failures(database: Database, date_from: str, date_to: str,
              "FROM installment_outcomes WHERE business_date BETWEEN {} AND {} "
              f"AND status IN ('unpaid', 'partially_paid') AND root_cause IN ({cause_list})")
     with reachable(database), database.engine.connect() as connection:
-        table = _select_table(database, connection, query, (date_from, date_to),
+        table = select_table(database, connection, query, (date_from, date_to),
                               {column: pa.string() for column in columns})
     return table.to_pandas().astype("str")
-
-
-def _select_table(database: Database, connection: Connection, query: str, params: tuple,
-                  types: dict[str, pa.DataType], *, block_bytes: int | None = None,
-                  strings_can_be_null: bool = False) -> pa.Table:
-    """The rows of `query` (one `{}` per parameter) as an Arrow table of `types`' columns, read
-    through the driver: COPY on PostgreSQL (a million rows through SQLAlchemy's row objects
-    take seconds), the sqlite3 cursor on SQLite."""
-    if database.is_postgres:
-        cursor = connection.connection.driver_connection.cursor()
-        select = cursor.mogrify(query.format(*["%s"] * len(params)), params).decode()
-        buffer = io.BytesIO()
-        cursor.copy_expert(f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER)", buffer)
-        cursor.close()
-        buffer.seek(0)
-        read = pa_csv.ReadOptions(block_size=block_bytes) if block_bytes else None
-        return pa_csv.read_csv(buffer, read_options=read, convert_options=pa_csv.ConvertOptions(
-            column_types=types, strings_can_be_null=strings_can_be_null))
-    rows = connection.exec_driver_sql(query.format(*["?"] * len(params)), params).fetchall()
-    values = list(zip(*rows)) or [()] * len(types)
-    return pa.table({name: pa.array(column, type_)
-                     for (name, type_), column in zip(types.items(), values)})
 
 
 def read_daily_actions(database: Database, date_from: str, date_to: str) -> pd.DataFrame:
