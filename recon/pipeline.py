@@ -364,8 +364,10 @@ def _stage_actions(staging_job: Future, retry_plan: pd.DataFrame, watch: pd.Data
     staged = staging_job.result()
     with phases("write_csv", business_date, run_id):
         try:
-            staged.write("retry_plan.csv", retry_plan, RETRY_PLAN_COLUMNS)
-            staged.write("watchlist.csv", watch, WATCHLIST_COLUMNS, bom=True)
+            staged.write("retry_plan.csv", retry_plan, RETRY_PLAN_COLUMNS,
+                         sentences={"reason"})
+            staged.write("watchlist.csv", watch, WATCHLIST_COLUMNS, bom=True,
+                         sentences={"evidence"})
             staged.prepare()
         except BaseException:
             staged.discard()

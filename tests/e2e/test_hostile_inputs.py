@@ -678,7 +678,8 @@ def test_card_number_is_masked_in_every_output_whatever_surrounds_it(tmp_path, c
     everything = [result.stdout, result.stderr]
     for output in sorted((day.out / D28).iterdir()):
         everything.append(output.read_text(encoding="utf-8-sig"))
-    for table in ("recon_runs", "installment_outcomes", "settlement_exceptions", "input_rejects"):
+    for table in ("recon_runs", "installment_outcomes", "settlement_exceptions", "input_rejects",
+                  "retry_plan", "borrower_notices", "watchlist"):
         everything.append(repr(day.query(f"SELECT * FROM {table}")))
     joined = "\n".join(everything)
     if case != "in-bank-code":  # bank_code is in no output: only that it does not leak counts

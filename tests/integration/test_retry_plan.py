@@ -120,3 +120,46 @@ def test_a_rerun_of_an_earlier_date_does_not_count_its_own_attempts_twice(databa
         assert recon_run(day, database_url, tmp_path, inbox=inbox).returncode == 0
     assert plan_row(tmp_path, days[0])["attempts"] == "1"
     assert plan_row(tmp_path, days[1])["attempts"] == "2"
+
+
+def test_ids_quoted_in_reasons_and_evidence_read_as_in_their_own_columns(database_url, tmp_path):
+    """A binding id passing the Luhn check (one 16-digit id in ten does) is an id, not a card:
+    the retry reason and the watchlist evidence that quote it show it byte for byte, in the CSV
+    as in the table."""
+    from recon.protect import luhn_valid
+
+    new_binding, ended_binding = "0000000005791272", "0000000005785779"
+    assert luhn_valid(new_binding) and luhn_valid(ended_binding)
+    day = "2026-12-01"
+    folder = tmp_path / "inbox" / day
+    folder.mkdir(parents=True)
+    rows = {
+        # L1: no binding at the start of D, no instruction (card_unbound), rebound at noon.
+        # L3: its only binding revoked during D (no binding active at the end of D).
+        "installments.csv": [f"L1,1,B1,{day},300.00,CNY", f"L3,1,B3,{day},100.00,CNY"],
+        "bindings.csv": ["K0,L1,tok0,622202******0000,ICBC,REVOKED,2025-01-01 00:00:00,"
+                         "2026-11-30 20:00:00",
+                         f"{new_binding},L1,tok1,622202******1111,ICBC,ACTIVE,{day} 12:00:00,",
+                         f"{ended_binding},L3,tok3,622202******3333,ICBC,REVOKED,"
+                         f"2025-01-01 00:00:00,{day} 10:00:00"],
+        "instructions.csv": [],
+    }
+    for name, lines in rows.items():
+        (folder / name).write_text("\n".join([HEADERS[name]] + lines) + "\n", encoding="utf-8")
+    result = recon_run(day, database_url, tmp_path, inbox=tmp_path / "inbox")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    plan = plan_row(tmp_path, day)
+    assert (plan["root_cause"], plan["action"], plan["binding_id"]) == \
+        ("card_unbound", "retry", new_binding)
+    assert f"(binding {new_binding})" in plan["reason"]
+    stored = query(database_url, "SELECT reason FROM retry_plan WHERE loan_id = 'L1'")
+    assert [row.reason for row in stored] == [plan["reason"]]
+
+    watch = [row for row in read_rows(tmp_path / "out" / day / "watchlist.csv")
+             if row["loan_id"] == "L3" and row["risk"] == "no_active_binding"]
+    assert len(watch) == 1 and watch[0]["evidence"].startswith(
+        f"binding {ended_binding} (card ****3333) REVOKED since {day} 10:00:00"), watch
+    stored = query(database_url, "SELECT evidence FROM watchlist WHERE loan_id = 'L3' AND "
+                                 "risk = 'no_active_binding'")
+    assert [row.evidence for row in stored] == [watch[0]["evidence"]]
