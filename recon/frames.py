@@ -40,6 +40,12 @@ def _literal(piece):
     return pa.scalar(piece, pa.large_string()) if isinstance(piece, str) else piece
 
 
+def sorted_ranks(values: pd.Series) -> np.ndarray:
+    """Each value's rank among the sorted distinct values (equal values, equal ranks): integer
+    sort keys for np.lexsort, which orders rows as sorting the texts would, several times faster."""
+    return pd.factorize(values, sort=True)[0]
+
+
 def dictionary_codes(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     """An int64 code per value and the dictionary they index (distinct values, first appearance
     first), for one array or a chunked one alike."""

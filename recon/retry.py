@@ -37,7 +37,7 @@ import pandas as pd
 
 from recon.contract import RETRY_PLAN_COLUMNS, RootCause, SettlementExceptionKind, Status
 from recon.formatting import fmt_yuan
-from recon.frames import text_series
+from recon.frames import sorted_ranks, text_series
 from recon.ids import isin, nanos
 from recon.retry_policy import RetryPolicy
 from recon.retry_reasons import format_local, reasons
@@ -203,7 +203,7 @@ def plan_retries(outcomes: pd.DataFrame, *, bindings: pd.DataFrame, loan_of_bind
     gateway = rows["deciding_gateway"].where(rows["deciding_gateway"] != "", rows["gateway"])
     other = _other_gateway(gateway, clean_gateways)
     outage_retry = (action == "retry_other_gateway") & (other == "")
-    is_debit = np.isin(action, DEBITS)
+    is_debit = _one_of(action, DEBITS)
 
     choice = np.select(
         [covered, overpaid, awaiting & ~overpaid, unanswered & ~overpaid, rebind_retry,
@@ -220,15 +220,15 @@ def plan_retries(outcomes: pd.DataFrame, *, bindings: pd.DataFrame, loan_of_bind
     after = np.full(n, now_ns, dtype=np.int64)
     after = np.where(outage_retry & (step == "policy"), np.maximum(after, incident_end), after)
     after = after + np.where(step == "policy", delay_ns, 0)
-    debit = np.isin(choice, DEBITS)
+    debit = _one_of(choice, DEBITS)
     when = earliest(after, np.where(step == "policy", at, -1), policy.debit_window, tz) \
         if n else np.zeros(0, dtype=np.int64)
     when = np.where(debit, when, now_ns)
-    timed = debit | np.isin(choice, ("query_gateway", "refund"))
+    timed = debit | _one_of(choice, ("query_gateway", "refund"))
 
     planned_gateway = pd.Series(other, index=rows.index, dtype="str").where(
         choice == "retry_other_gateway",
-        gateway.where(~np.isin(choice, ("wait_for_borrower", "none")), ""))
+        gateway.where(~_one_of(choice, ("wait_for_borrower", "none")), ""))
     binding_id = pd.Series("", index=rows.index, dtype="str")
     rebinds = np.flatnonzero(rebind_retry & (step == "rebind"))
     if len(bindings) and rebinds.size:
@@ -264,16 +264,17 @@ def plan_retries(outcomes: pd.DataFrame, *, bindings: pd.DataFrame, loan_of_bind
     })
     # Sorted by integer codes: the action's rank among the plan's actions, the loan id's rank
     # among its ids (sorting the text itself costs a third of a second at 250k rows).
-    order = np.lexsort((_ranks(plan["installment_no"]), _ranks(rows["loan_id"]),
-                        _ranks(plan["action"])))
+    order = np.lexsort((sorted_ranks(plan["installment_no"]), sorted_ranks(rows["loan_id"]),
+                        sorted_ranks(plan["action"])))
     plan = plan.iloc[order]
     refunds = _duplicate_refunds(duplicates, instructions, outcomes, business_date, now_ns, tz)
     return pd.concat([plan, refunds], ignore_index=True)[RETRY_PLAN_COLUMNS]
 
 
-def _ranks(values: pd.Series) -> np.ndarray:
-    """Each value's rank in the sorted distinct values (equal values, equal ranks)."""
-    return pd.factorize(values, sort=True)[0]
+def _one_of(values: np.ndarray, options) -> np.ndarray:
+    """`np.isin` for a text array and a few options: compared one option at a time (isin sorts
+    the Python strings of every row)."""
+    return np.logical_or.reduce([values == option for option in options])
 
 
 def _earlier(rows: pd.DataFrame, earlier_attempts: pd.DataFrame) -> np.ndarray:
@@ -316,8 +317,14 @@ def _duplicated_per_installment(rows: pd.DataFrame, duplicates: pd.DataFrame,
     if not len(extra) or not len(rows):
         return np.zeros(len(rows), dtype=np.int64)
     totals = extra.groupby(["loan_id", "installment_no"])["amount"].sum()
-    key = pd.MultiIndex.from_arrays([rows["loan_id"], rows["installment_no"]])
-    return totals.reindex(key).fillna(0).to_numpy(np.int64)
+    duplicated = np.zeros(len(rows), dtype=np.int64)
+    # Only the rows of loans debited twice are looked up, not every row of the plan.
+    concerned = np.flatnonzero(isin(rows["loan_id"], set(extra["loan_id"].dropna())))
+    if concerned.size:
+        some = rows.iloc[concerned]
+        key = pd.MultiIndex.from_arrays([some["loan_id"], some["installment_no"]])
+        duplicated[concerned] = totals.reindex(key).fillna(0).to_numpy(np.int64)
+    return duplicated
 
 
 def _duplicate_refunds(duplicates: pd.DataFrame, instructions: pd.DataFrame,

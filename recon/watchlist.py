@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from recon.contract import ROOT_CAUSE_ZH, RootCause, Status
 from recon.formatting import fmt_local
-from recon.ids import IdCodes, day_start_utc, nanos, shared_codes
+from recon.ids import IdCodes, day_start_utc, isin, nanos, shared_codes
 from recon.notices import card_last_four
 
 NO_ACTIVE_BINDING, BINDING_ENDED, REPEATED = ("no_active_binding", "binding_ended",
@@ -113,12 +113,16 @@ def binding_risks(outcomes: pd.DataFrame, bindings: pd.DataFrame, business_date:
     # dictionary also holds loans only instructed).
     considered = has_binding.copy()
     considered[loan_of_outcome] = True
-    borrower = np.full(n_loans, "", dtype=object)
-    # A loan's borrower is known when it has something due on D (first installment's borrower).
-    first_seen = pd.Series(np.arange(len(outcomes))).groupby(loan_of_outcome).first() \
-        if len(outcomes) else pd.Series([], dtype="int64")
-    borrower[first_seen.index.to_numpy()] = \
-        outcomes["borrower_id"].astype("str").to_numpy(object)[first_seen.to_numpy()]
+    # A loan's borrower is known when it has something due on D (first installment's borrower):
+    # the first outcome row of each loan, looked up only for the loans listed.
+    first_seen = np.full(n_loans + 1, len(outcomes), dtype=np.int64)
+    np.minimum.at(first_seen, loan_of_outcome, np.arange(len(outcomes), dtype=np.int64))
+    borrowers = pa.concat_arrays([
+        pa.array(outcomes["borrower_id"].astype("str"), type=pa.large_string()),
+        pa.array([""], type=pa.large_string())])
+
+    def borrower_of(loans: np.ndarray) -> np.ndarray:
+        return borrowers.take(pa.array(first_seen[loans])).to_numpy(zero_copy_only=False)
 
     # The binding each listed loan's evidence names: the active one at the end of D, else the
     # one bound last (of two bound at once, the later in the file). Only the bindings of loans
@@ -155,7 +159,7 @@ def binding_risks(outcomes: pd.DataFrame, bindings: pd.DataFrame, business_date:
                      " bound only from " + fmt_local(picked["bound_at"], tz).to_numpy())
     no_active = pd.DataFrame({
         "loan_id": np.concatenate([loan_ids(with_rows), loan_ids(without_rows)]),
-        "borrower_id": np.concatenate([borrower[with_rows], borrower[without_rows]]),
+        "borrower_id": np.concatenate([borrower_of(with_rows), borrower_of(without_rows)]),
         "risk": NO_ACTIVE_BINDING,
         "evidence": np.concatenate([
             described.to_numpy() + state + f"; no binding active at the end of {day}",
@@ -171,7 +175,7 @@ def binding_risks(outcomes: pd.DataFrame, bindings: pd.DataFrame, business_date:
     ended_bindings = bindings.iloc[ended_rows]
     binding_ended = pd.DataFrame({
         "loan_id": loan_ids(loans) if len(loans) else np.zeros(0, dtype=object),
-        "borrower_id": borrower[loans],
+        "borrower_id": borrower_of(loans),
         "risk": BINDING_ENDED,
         "evidence": describe(ended_rows).to_numpy() + " "
                     + ended_bindings["status"].astype("str").to_numpy() + " at "
@@ -190,11 +194,14 @@ def repeated_failures(outcomes: pd.DataFrame, history: pd.DataFrame,
                       business_date: dt.date) -> pd.DataFrame:
     """`repeated_borrower_failure` rows: same borrower-side cause on REPEAT_DATES or more dates."""
     causes = [cause.value for cause in REPEAT_CAUSES]
-    today = outcomes[outcomes["status"].isin(FAILED_STATUSES)
-                     & outcomes["root_cause"].isin(causes)]
     first, _ = history_window(business_date)
     earlier = history[(history["business_date"].astype("str") >= first.isoformat())
                       & (history["business_date"].astype("str") < business_date.isoformat())]
+    failed = isin(outcomes["status"], FAILED_STATUSES) & isin(outcomes["root_cause"], causes)
+    if REPEAT_DATES >= 2:
+        # D is one date: only borrowers failing on an earlier date too can repeat.
+        failed &= isin(outcomes["borrower_id"], earlier["borrower_id"].astype("str").unique())
+    today = outcomes.loc[failed, ["borrower_id", "loan_id", "root_cause"]]
     failures = pd.concat([
         earlier[HISTORY_COLUMNS].astype("str"),
         pd.DataFrame({"business_date": business_date.isoformat(),
