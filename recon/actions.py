@@ -22,10 +22,28 @@ if TYPE_CHECKING:
     from recon.pipeline import Phases
 
 
-def plan_actions(business_date: dt.date, settings: Settings, inputs: DayInputs, decisions,
-                  ids, suspected: pd.DataFrame, policy: RetryPolicy, templates, history_job,
-                  earlier_job, report: RunReport, phases: Phases, run_id: str, side):
-    """CONTRACT 7: the watchlist, the notices (composed on the side thread) and the retry plan."""
+def plan(business_date: dt.date, settings: Settings, inputs: DayInputs, decisions, ids,
+         suspected: pd.DataFrame, policy: RetryPolicy, earlier_job, report: RunReport,
+         phases: Phases, run_id: str) -> pd.DataFrame:
+    """CONTRACT 7's retry plan. Made first: the server stores it while the watchlist and the
+    notices are made (act)."""
+    with phases("plan", business_date, run_id):
+        retry_plan = plan_retries(
+            decisions.outcomes, bindings=inputs.bindings, loan_of_binding=ids.loan_of_binding,
+            incidents=inputs.incidents, duplicates=decisions.settlement_exceptions,
+            instructions=inputs.instructions, earlier_attempts=earlier_job.result(),
+            clean_gateways=clean_gateways(inputs, suspected, settings.tz), policy=policy,
+            business_date=business_date, now=plan_moment(business_date, settings),
+            tz=settings.tz)
+        report.retry_actions = {str(action): int(count) for action, count in
+                                retry_plan["action"].value_counts().sort_index().items()}
+    return retry_plan
+
+
+def act(business_date: dt.date, settings: Settings, inputs: DayInputs, decisions, ids,
+        templates, history_job, report: RunReport, phases: Phases, run_id: str,
+        side) -> tuple[pd.DataFrame, Outbox]:
+    """CONTRACT 7's watchlist, and the notices (composed on the side thread)."""
     outcomes = decisions.outcomes
     with phases("act", business_date, run_id):
         watch = watchlist(outcomes, inputs.bindings, history_job.result(), business_date,
@@ -36,17 +54,7 @@ def plan_actions(business_date: dt.date, settings: Settings, inputs: DayInputs, 
         outbox = Outbox(notice_items(outcomes), templates, business_date, utc_now(),
                         settings.tz, run_id, repeat_borrowers(watch))
         outbox.compose_ahead(side)
-    with phases("plan", business_date, run_id):
-        retry_plan = plan_retries(
-            outcomes, bindings=inputs.bindings, loan_of_binding=ids.loan_of_binding,
-            incidents=inputs.incidents, duplicates=decisions.settlement_exceptions,
-            instructions=inputs.instructions, earlier_attempts=earlier_job.result(),
-            clean_gateways=clean_gateways(inputs, suspected, settings.tz), policy=policy,
-            business_date=business_date, now=plan_moment(business_date, settings),
-            tz=settings.tz)
-        report.retry_actions = {str(action): int(count) for action, count in
-                                retry_plan["action"].value_counts().sort_index().items()}
-    return watch, outbox, retry_plan
+    return watch, outbox
 
 
 def plan_moment(business_date: dt.date, settings: Settings) -> dt.datetime:
@@ -75,6 +83,8 @@ def clean_gateways(inputs: DayInputs, suspected: pd.DataFrame, tz) -> list[str]:
     if len(suspected):
         troubled |= set(suspected["gateway"].astype(str).str.upper())
     successes = inputs.settlements.loc[inputs.settlements["status"] == "SUCCESS", "gateway"]
-    counts = successes.str.upper().value_counts()
+    # Counted first, then the handful of distinct gateways upper-cased (not every row).
+    per_gateway = successes.value_counts()
+    counts = per_gateway.groupby(per_gateway.index.str.upper()).sum()
     usable = [gateway for gateway in inputs.arrived_gateways if gateway not in troubled]
     return sorted(usable, key=lambda gateway: (-int(counts.get(gateway, 0)), gateway))

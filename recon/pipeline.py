@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from recon import __version__, logs, signals
 from recon.classify import classify
-from recon.actions import oldest_due_date, plan_actions
+from recon.actions import act, oldest_due_date, plan
 from recon.clock import utc_now
 from recon.codes import CodeMap
 from recon.config import Settings
@@ -234,18 +234,26 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
         try:
             with ResultsWrite(database, run_id, day, lock) as write, \
                     _writer_thread(settings, database) as writer:
-                # D's outcomes go to the server while the actions are planned: it spends that
-                # time on COPY and index builds.
+                # The server stores each part while the next is made: D's outcomes while the
+                # retry plan is made, the plan while the watchlist and notices are, in this
+                # order on the writer thread (one connection, one job at a time).
                 outcomes_written = writer.submit(
                     write.replace_outcomes, stored_rows,
                     settlement_exceptions.assign(run_id=run_id),
                     rejects.rename(columns={"column": "column_name"}).assign(run_id=run_id))
+                writes = [outcomes_written]
                 try:
-                    watch, outbox, retry_plan = plan_actions(
-                        business_date, settings, inputs, decisions, ids, suspected, policy,
-                        templates, history_job, earlier_job, report, phases, run_id, side)
+                    retry_plan = plan(business_date, settings, inputs, decisions, ids, suspected,
+                                      policy, earlier_job, report, phases, run_id)
+                    writes.append(writer.submit(_after, outcomes_written, write.replace_actions,
+                                                retry_plan=retry_plan.assign(run_id=run_id)))
+                    watch, outbox = act(business_date, settings, inputs, decisions, ids,
+                                        templates, history_job, report, phases, run_id, side)
+                    writes.append(writer.submit(_after, outcomes_written, write.replace_actions,
+                                                watchlist=watch))
                 finally:
-                    _settle(outcomes_written)  # the connection is the writer's until then
+                    for job in writes:
+                        _settle(job)  # the connection is the writer's until then
                 staging_job = side.submit(_stage_actions, staging_job, retry_plan, watch,
                                           phases, business_date, run_id)
                 # The reports must be ready to publish before the run is closed and committed:
@@ -254,13 +262,15 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
                 counts = report.counts()
                 with phases("write_db", business_date, run_id):
                     report.phases = phases.seconds
-                    outcomes_written.result()
-                    write.replace_actions(retry_plan=retry_plan.assign(run_id=run_id),
-                                          watchlist=watch)
-                    write.merge_notices(outbox.plan)
+                    for job in writes:
+                        job.result()
                     # The notices are known once merged with D's stored ones, inside the
-                    # transaction.
-                    _add_notices(staging_job.result(), outbox.change, report, counts)
+                    # transaction: notices.csv is written on the side thread while the server
+                    # inserts them.
+                    change = write.withdraw_notices(outbox.plan)
+                    staging_job = side.submit(_add_notices, staging_job, change, report, counts)
+                    write.insert_notices(change)
+                    staging_job.result()
                     write.close_run(
                         outcome, exit_code,
                         digests={entry.file: entry.sha256 for entry in inputs.ledger},
@@ -295,16 +305,29 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
     return report
 
 
-def _add_notices(staged: reports.StagedReports, change, report: RunReport,
-                 counts: dict) -> None:
+def _add_notices(staging_job: Future, change, report: RunReport,
+                 counts: dict) -> reports.StagedReports:
     """Write notices.csv from the merged change and make the staged reports ready again (so
     it is synced too, before the commit); count D's notices in the report and the stored
-    counts."""
-    staged.write("notices.csv", change.notices, NOTICES_COLUMNS, bom=True)
-    staged.prepare()
+    counts. On the side thread, after _stage_actions."""
+    staged = staging_job.result()
+    try:
+        staged.write("notices.csv", change.notices, NOTICES_COLUMNS, bom=True)
+        staged.prepare()
+    except BaseException:
+        staged.discard()
+        raise
     report.notice_channels = change.channel_counts()
     report.notice_changes = change.counts()
     counts["notices"] = {"channel": report.notice_channels, **report.notice_changes}
+    return staged
+
+
+def _after(earlier: Future, function, *args, **kwargs):
+    """`function(...)` on the writer thread once `earlier` (a job before it on that thread)
+    succeeded; its error stands for both (the transaction is lost by then)."""
+    earlier.result()
+    return function(*args, **kwargs)
 
 
 def _publish(staged: reports.StagedReports, database: engine.Database, report: RunReport,

@@ -121,6 +121,15 @@ class ResultsWrite:
         merge_notices."""
         merge_notices(self.database, self.connection, self.business_date, plan)
 
+    def withdraw_notices(self, plan):
+        """The first half of merge_notices: D's stored notices read under row locks, the
+        change planned and its cancellations made. Returns the change, for insert_notices."""
+        return withdraw_notices(self.database, self.connection, self.business_date, plan)
+
+    def insert_notices(self, change) -> None:
+        """The second half of merge_notices: the change's new notices inserted."""
+        insert_notices(self.database, self.connection, self.business_date, change)
+
     def close_run(self, outcome: str, exit_code: int, *, digests: dict, counts: dict,
                   message: str, ended_at: dt.datetime, reports_path: str | None = None) -> None:
         """Close the run in recon_runs with its counts, and record `reports_path` (the run's
@@ -223,6 +232,13 @@ def merge_notices(database: Database, connection: Connection, business_date: str
     anyway, or a live notice of the same borrower and content written by a run racing this one
     past the date lock (the unique indexes of sql 010), rolls this run back (OutboxConflict).
     """
+    insert_notices(database, connection, business_date,
+                   withdraw_notices(database, connection, business_date, plan))
+
+
+def withdraw_notices(database: Database, connection: Connection, business_date: str, plan):
+    """merge_notices up to the insert: D's stored notices read under row locks, `plan(stored)`,
+    the notices it cancels withdrawn. Returns the change (recon.notices.OutboxChange)."""
     lock = " FOR UPDATE" if database.is_postgres else ""
     # Every cell as the database's text (timestamps ISO 8601 with offset), read as Arrow
     # through the driver: a rerun holds D's notices, 180k at 1M installments.
@@ -256,6 +272,13 @@ def merge_notices(database: Database, connection: Connection, business_date: str
                 f"{len(change.cancel) - cancelled} notice(s) of {business_date} were taken by "
                 f"the messaging system while this run was withdrawing them",
                 next_step="nothing was written; rerun the date")
+    return change
+
+
+def insert_notices(database: Database, connection: Connection, business_date: str,
+                   change) -> None:
+    """merge_notices' insert of the change's new notices; a live notice of the same borrower
+    and content already there (a run racing this one) is an OutboxConflict."""
     try:
         bulk_insert(database, connection, "borrower_notices", STORED_COLUMNS,
                     change.insert)
