@@ -21,7 +21,8 @@ from recon.ids import (NO_ROW, IdCodes, arrived_rows, day_start_utc, encode_ids,
                        installment_keys, latest_per_group, nanos, position_of)
 from recon.rules import (CAUSE_CODE, STATUS_CODE, DecidingAttempts, Links, Rule, Verdict,
                          active_at, anything_else, deciding_attempt, in_full, incident_during,
-                         no_instruction, settled_of, status_of, unsent_instructions)
+                         latest_answers, no_instruction, settled_of, status_of,
+                         unsent_instructions)
 
 KEY = ["loan_id", "installment_no"]
 
@@ -65,7 +66,7 @@ def classify(installments: pd.DataFrame, bindings: pd.DataFrame, instructions: p
         "status": STATUS_CODE.text(status, index),
         "root_cause": CAUSE_CODE.text(np.where(in_full(status), 0, root_cause), index),
         "rule": rule,
-        **attempt_columns(instructions, links, incidents, arrived_gateways, index),
+        **attempt_columns(instructions, settlements, links, incidents, arrived_gateways, index),
         **shown_attempt_columns(instructions, settlements, links, deciding, index),
         "card_no_masked": shown_card(bindings, ids, status, day_start, index),
     })
@@ -114,18 +115,21 @@ def link(installments: pd.DataFrame, instructions: pd.DataFrame, settlements: pd
                  created_ns=created_ns,
                  attempts=np.bincount(installment_of[is_sent], minlength=n_installments),
                  has_instruction=has_instruction,
-                 newest_of=position_of(installment_of[newest_rows], newest_rows, n_installments))
+                 newest_of=position_of(installment_of[newest_rows], newest_rows, n_installments),
+                 answer_of=latest_answers(settlements, instruction_of, n_instructions))
 
 
 # --- report fields --------------------------------------------------------------------------------
 
-def attempt_columns(instructions: pd.DataFrame, links: Links, incidents: pd.DataFrame,
+def attempt_columns(instructions: pd.DataFrame, settlements: pd.DataFrame, links: Links,
+                    incidents: pd.DataFrame,
                     arrived_gateways: set[str], index: pd.Index) -> dict[str, object]:
     """Per installment: its sent attempts, those without a known outcome (the retry plan never
     debits again before they are known), and the moment of the latest."""
     n_installments = len(index)
     installment_of, is_sent = links.installment_of, links.is_sent
-    awaiting_file, unanswered = unknown_outcomes(instructions, links, incidents, arrived_gateways)
+    awaiting_file, unanswered, pending = unknown_outcomes(instructions, settlements, links,
+                                                          incidents, arrived_gateways)
     last_attempt_ns = np.full(n_installments, np.iinfo(np.int64).min)
     np.maximum.at(last_attempt_ns, installment_of[is_sent], links.sent_ns[is_sent])
     return {
@@ -133,15 +137,17 @@ def attempt_columns(instructions: pd.DataFrame, links: Links, incidents: pd.Data
         "attempts_awaiting_file": np.bincount(installment_of[awaiting_file],
                                               minlength=n_installments),
         "attempts_unanswered": np.bincount(installment_of[unanswered], minlength=n_installments),
+        "attempts_pending": np.bincount(installment_of[pending], minlength=n_installments),
         "last_attempt_at": _moments(last_attempt_ns, links.attempts > 0, index),
     }
 
 
-def unknown_outcomes(instructions: pd.DataFrame, links: Links, incidents: pd.DataFrame,
-                     arrived_gateways: set[str]) -> tuple[np.ndarray, np.ndarray]:
+def unknown_outcomes(instructions: pd.DataFrame, settlements: pd.DataFrame, links: Links,
+                     incidents: pd.DataFrame,
+                     arrived_gateways: set[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sent attempts without a known outcome, the deciding one or another: their gateway's file
     has not arrived (first mask), or it has and holds no row for them, outside an incident of
-    the gateway (second)."""
+    the gateway (second), or their latest answer is PENDING, no final result yet (third)."""
     n_instructions, instruction_of = len(instructions), links.instruction_of
     unsettled = links.is_sent & ~links.succeeded
     answered = np.zeros(n_instructions, dtype=bool)
@@ -155,7 +161,12 @@ def unknown_outcomes(instructions: pd.DataFrame, links: Links, incidents: pd.Dat
         unanswered[rows] = incident_during(instructions["gateway"].iloc[rows],
                                            instructions["sent_at"].iloc[rows],
                                            incidents).isna().to_numpy()
-    return awaiting_file, unanswered
+    answer = links.answer_of
+    pending = unsettled & file_in & (answer >= 0)
+    if pending.any():
+        rows = np.flatnonzero(pending)
+        pending[rows] = (settlements["status"].iloc[answer[rows]] == "PENDING").to_numpy(bool)
+    return awaiting_file, unanswered, pending
 
 
 def shown_attempt_columns(instructions: pd.DataFrame, settlements: pd.DataFrame, links: Links,

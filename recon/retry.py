@@ -126,7 +126,8 @@ def incident_ends(gateways: pd.Series, sent_at: pd.Series, incidents: pd.DataFra
 # The outcome columns the plan reads (only these are copied for the rows not paid).
 PLAN_INPUTS = ["loan_id", "installment_no", "borrower_id", "loan_code", "status", "root_cause",
                "amount_due", "amount_settled", "days_past_due", "attempts",
-               "attempts_awaiting_file", "attempts_unanswered", "gateway", "deciding_gateway",
+               "attempts_awaiting_file", "attempts_unanswered", "attempts_pending", "gateway",
+               "deciding_gateway",
                "deciding_sent_at", "latest_created_at"]
 
 
@@ -195,8 +196,12 @@ def plan_retries(outcomes: pd.DataFrame, *, bindings: pd.DataFrame, loan_of_bind
     due, settled = rows["amount_due"].to_numpy(np.int64), rows["amount_settled"].to_numpy(np.int64)
     refund_left = np.maximum(settled - due - duplicated, 0)
     covered = overpaid & (refund_left == 0)
-    awaiting = (cause == R.SETTLEMENT_PENDING.value).to_numpy(bool) | (
-        rows["attempts_awaiting_file"].to_numpy(np.int64) > 0)
+    # No debit while any attempt's outcome is unknown: its file has not arrived, or its latest
+    # row is PENDING (in flight: it may still succeed), the deciding attempt or another.
+    in_flight = rows["attempts_pending"].to_numpy(np.int64) > 0
+    missing_file = (rows["attempts_awaiting_file"].to_numpy(np.int64) > 0) | (
+        (cause == R.SETTLEMENT_PENDING.value).to_numpy(bool) & ~in_flight)
+    awaiting = missing_file | in_flight
     unanswered = (cause == R.NO_SETTLEMENT_RECORD.value).to_numpy(bool) | (
         rows["attempts_unanswered"].to_numpy(np.int64) > 0)
     rebind_retry = (rebound >= 0) & on_rebind & (attempts < rebind_cap)
@@ -210,8 +215,9 @@ def plan_retries(outcomes: pd.DataFrame, *, bindings: pd.DataFrame, loan_of_bind
          is_debit & capped],
         ["none", "refund", "wait_for_file", "query_gateway", "retry", "none"],
         default=np.where(outage_retry, "retry", action).astype(str)).astype(object)
-    step = np.select([covered, overpaid, awaiting, unanswered, rebind_retry, is_debit & capped],
-                     ["duplicates", "refund", "file", "query", "rebind", "cap"],
+    step = np.select([covered, overpaid, missing_file, in_flight, unanswered, rebind_retry,
+                      is_debit & capped],
+                     ["duplicates", "refund", "file", "pending", "query", "rebind", "cap"],
                      default="policy")
 
     # Earliest time: debits in the debit window (or at the cause's clock time), after the

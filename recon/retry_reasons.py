@@ -68,6 +68,9 @@ def reasons(rows, choice, step, gateway, other, attempts, cap, incident_end, bin
          lambda p: join_texts("settled more than due: refund ", p["yuan"], " to the borrower")),
         (step == "file", fixed("a settlement file of this installment's attempts has not "
                                "arrived: rerun D when it does, no debit before")),
+        (step == "pending", fixed("an attempt of this installment is PENDING at its gateway (no "
+                                  "final result yet, it may still succeed): no debit before its "
+                                  "result arrives; rerun D when it does")),
         (step == "query",
          lambda p: join_texts("an attempt via ", p["gw"], " has no settlement record: ask ",
                               p["gw"], " for its result before any new debit, or the borrower "

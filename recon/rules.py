@@ -52,6 +52,7 @@ class Links:
     attempts: np.ndarray  # per installment: how many sent attempts
     has_instruction: np.ndarray  # per installment
     newest_of: np.ndarray  # per installment: its newest instruction by created_at, or NO_ROW
+    answer_of: np.ndarray  # per instruction: its latest FAILED or PENDING row (latest_answers)
 
 
 @dataclass
@@ -99,8 +100,7 @@ def deciding_attempt(instructions: pd.DataFrame, settlements: pd.DataFrame, link
     rows = latest_per_group(np.where(links.is_sent & ~links.succeeded, links.installment_of,
                                      NO_ROW), links.sent_ns, instructions["instruction_id"])
     details = explain_deciding_attempts(instructions.iloc[rows], rows, settlements,
-                                        links.instruction_of, incidents, arrived_gateways, codes,
-                                        len(instructions))
+                                        links.answer_of, incidents, arrived_gateways, codes)
     at = links.installment_of[rows]
     applies = np.zeros(n_installments, dtype=bool)
     applies[at] = True
@@ -134,27 +134,34 @@ DECIDING_ATTEMPT_EVIDENCE: list[Sentence] = [
 ]
 
 
+def latest_answers(settlements: pd.DataFrame, instruction_of: np.ndarray,
+                   n_instructions: int) -> np.ndarray:
+    """Per instruction, the row of its latest FAILED or PENDING settlement row by txn_time (ties:
+    the greatest gateway_txn_id), or NO_ROW: what an attempt that did not succeed was answered.
+    A PENDING row (native formats, CONTRACT 2.4.1) after a FAILED one means the retry is still
+    in flight; a FAILED row after a PENDING one is the final result."""
+    status = settlements["status"]
+    is_answer = ((status == "FAILED") | (status == "PENDING")).to_numpy(bool) & \
+        (instruction_of >= 0)
+    rows = latest_per_group(np.where(is_answer, instruction_of, NO_ROW),
+                            nanos(settlements["txn_time"]), settlements["gateway_txn_id"])
+    answer_of = np.full(max(n_instructions, 1), NO_ROW, dtype=np.int64)
+    answer_of[instruction_of[rows]] = rows
+    return answer_of[:n_instructions]
+
+
 def explain_deciding_attempts(deciding: pd.DataFrame, deciding_rows: np.ndarray,
-                              settlements: pd.DataFrame, instruction_of: np.ndarray,
+                              settlements: pd.DataFrame, answer_of: np.ndarray,
                               incidents: pd.DataFrame, arrived_gateways: set[str],
-                              codes: CodeMap, n_instructions: int) -> pd.DataFrame:
+                              codes: CodeMap) -> pd.DataFrame:
     """Rule 1's branches: pending file or PENDING row, FAILED row's code, incident window, no
-    record.
+    record. `answer_of`: latest_answers.
 
     One row per deciding attempt: `cause` (a CAUSE_CODE), `failed_row` (the settlement row whose
     code and message it shows, or NO_ROW), `has_failed_row`, `pending_row` (that row is PENDING:
     the gateway has no final result yet) and `incident` (its description).
     """
-    status = settlements["status"]
-    # The attempt's latest row (by txn_time) among FAILED and PENDING ones decides: a PENDING
-    # row (native formats, CONTRACT 2.4.1) after a FAILED one means the retry is still in flight.
-    is_answer = ((status == "FAILED") | (status == "PENDING")).to_numpy(bool) & \
-        (instruction_of >= 0)
-    failed_rows = latest_per_group(np.where(is_answer, instruction_of, NO_ROW),
-                                   nanos(settlements["txn_time"]), settlements["gateway_txn_id"])
-    failed_row_of = np.full(max(n_instructions, 1), NO_ROW, dtype=np.int64)
-    failed_row_of[instruction_of[failed_rows]] = failed_rows
-    row = failed_row_of[deciding_rows] if len(deciding_rows) else np.zeros(0, dtype=np.int64)
+    row = answer_of[deciding_rows] if len(deciding_rows) else np.zeros(0, dtype=np.int64)
     has_failed_row = row >= 0
     chosen = settlements.iloc[row[has_failed_row]]
 

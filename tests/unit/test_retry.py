@@ -154,6 +154,36 @@ def test_no_debit_while_another_attempts_file_is_pending():
     assert only(plan(day))["action"] == "wait_for_file"
 
 
+def test_no_debit_while_another_attempt_is_still_pending_at_its_gateway():
+    # The deciding (latest) attempt failed 51; an earlier one's latest row is PENDING: it is in
+    # flight and may still take the money.
+    day = (Day().binding().installment().instruction("I0", sent="2026-11-27 08:00:00")
+           .instruction("I1", sent="2026-11-27 10:00:00")
+           .settlement("I0", status="PENDING", code="P", at="2026-11-27 08:00:05")
+           .settlement("I1", status="FAILED", code="51", at="2026-11-27 10:00:05"))
+    row = only(plan(day))
+    assert (row["root_cause"], row["action"], row["amount"]) == \
+        ("insufficient_balance", "wait_for_file", "")
+    assert row["reason"].startswith("an attempt of this installment is PENDING")
+
+
+def test_a_pending_row_followed_by_a_final_failure_is_answered():
+    day = (Day().binding().installment().instruction("I0", sent="2026-11-27 08:00:00")
+           .instruction("I1", sent="2026-11-27 10:00:00")
+           .settlement("I0", status="PENDING", code="P", at="2026-11-27 08:00:05")
+           .settlement("I0", status="FAILED", code="51", at="2026-11-27 08:30:00")
+           .settlement("I1", status="FAILED", code="51", at="2026-11-27 10:00:05"))
+    assert only(plan(day))["action"] == "retry"
+
+
+def test_a_deciding_pending_row_says_pending_not_a_missing_file():
+    day = (Day().binding().installment().instruction("I1")
+           .settlement("I1", status="PENDING", code="P"))
+    row = only(plan(day))
+    assert (row["root_cause"], row["action"]) == ("settlement_pending", "wait_for_file")
+    assert "PENDING" in row["reason"] and "has not arrived" not in row["reason"]
+
+
 def test_a_rebinding_does_not_debit_while_the_outcome_is_unknown():
     day = (Day().binding(bound="2026-01-01 00:00:00", unbound="2026-11-27 10:00:00")
            .binding(bound="2026-11-27 12:00:00").installment().instruction("I1"))
