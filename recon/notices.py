@@ -68,11 +68,20 @@ def notice_items(outcomes: pd.DataFrame) -> pd.DataFrame:
         "loan_id": rows["loan_id"].astype("str"),
         "installment_no": rows["installment_no"].astype("int64"),
         "root_cause": rows["root_cause"].astype("str"),
-        "item": (rows["loan_id"].astype("str") + "/" + rows["installment_no"].astype("str")
-                 + "/" + rows["root_cause"].astype("str")),
+        "item": (item_loan_ids(rows["loan_id"].astype("str")) + "/"
+                 + rows["installment_no"].astype("str") + "/" + rows["root_cause"].astype("str")),
         "amount": rows["amount_outstanding"].astype("int64"),
         "card_no_masked": rows["card_no_masked"].fillna("").astype("str"),
     }).reset_index(drop=True)
+
+
+def item_loan_ids(loan_ids: pd.Series) -> pd.Series:
+    """Loan ids as a notice's `installments` item writes them: `%` as `%25` and `;` (the items'
+    separator) as `%3B`, so that a loan id holding `;` (ids are any text) is one item, read back
+    as written; other ids byte for byte."""
+    text = arrow_strings(loan_ids)
+    escaped = pc.replace_substring(pc.replace_substring(text, "%", "%25"), ";", "%3B")
+    return text_series(escaped, loan_ids.index)
 
 
 def not_yet_told(items: pd.DataFrame, taken: pd.DataFrame) -> pd.DataFrame:

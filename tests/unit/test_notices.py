@@ -270,6 +270,18 @@ def test_what_a_taken_notice_covers_is_never_noticed_again_only_what_is_new():
     assert added["amount"] == "5.00"
 
 
+@pytest.mark.parametrize("loan", ["L;40", "L%3B40", "L;", ";", "L%"])
+def test_a_loan_id_holding_the_separator_is_one_item_never_told_twice(loan):
+    first = plan(EMPTY, outcome(loan=loan), outcome(loan="L2"), run_id="r1")
+    [notice] = first.insert.to_dict("records")
+    assert sorted(notice["installments"].split(";")) == sorted(
+        [loan.replace("%", "%25").replace(";", "%3B") + "/1/insufficient_balance",
+         "L2/1/insufficient_balance"])
+    stored = stored_from(first).assign(state="sent")
+    again = plan(stored, outcome(loan=loan), outcome(loan="L2"))
+    assert again.cancel == [] and again.insert.empty  # what the taken notice covered, told once
+
+
 def test_a_changed_open_notice_is_replaced_cancelled_and_added_again():
     first = plan(EMPTY, outcome(loan="L1"), run_id="r1")
     again = plan(stored_from(first), outcome(loan="L1"), outcome(loan="L2"))
