@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from recon.db.bulk import select_table
 from recon.db.engine import Database, reachable
+from recon.formatting import fmt_yuan
 
 
 def read_outcomes(database: Database, business_date: str, *,
@@ -59,16 +60,27 @@ def _has_table(database: Database, table: str) -> bool:
 
 
 def _rows_by_day(database: Database, query: str, date_from: str, date_to: str, *,
-                 exact: tuple[str, ...] = ()) -> pd.DataFrame:
+                 exact: tuple[str, ...] = (), fen: tuple[str, ...] = ()) -> pd.DataFrame:
     """The rows of `query` (`:a` and `:b` the first and last date) for the trend report:
-    business_date as YYYY-MM-DD, the `exact` columns (NUMERIC sums) as their exact text."""
+    business_date as YYYY-MM-DD, the `exact` columns (NUMERIC sums) as their exact text, the
+    `fen` columns (integer sums of _fen) as yuan."""
     with reachable(database), database.engine.connect() as connection:
         frame = pd.read_sql(sa.text(query), connection, params={"a": date_from, "b": date_to},
                             coerce_float=False)
     frame["business_date"] = frame["business_date"].astype("str")
     for column in exact:
         frame[column] = frame[column].map(str)
+    for column in fen:
+        frame[column] = fmt_yuan(frame[column].astype("int64"))
     return frame
+
+
+def _fen(database: Database, amount: str) -> str:
+    """SQL for an exact amount column (NUMERIC on PostgreSQL, 2-decimal text on SQLite) in
+    integer fen: summed exactly on both (SQLite's arithmetic on the text is a float's)."""
+    if database.is_postgres:
+        return f"CAST({amount} * 100 AS BIGINT)"
+    return f"CAST(replace({amount}, '.', '') AS INTEGER)"
 
 
 def read_daily_root_causes(database: Database, date_from: str, date_to: str) -> pd.DataFrame:
@@ -91,10 +103,11 @@ def read_days_past_due(database: Database, date_from: str, date_to: str) -> pd.D
         f"THEN '1-30' WHEN {days} <= 60 THEN '31-60' ELSE 'over 60' END AS bucket, "
         f"sum(CASE WHEN {not_collected} THEN 0 ELSE 1 END) AS collected, "
         f"sum(CASE WHEN {not_collected} THEN 1 ELSE 0 END) AS not_collected, "
-        f"sum(CASE WHEN {not_collected} THEN amount_due - amount_settled ELSE 0 END) "
+        f"sum(CASE WHEN {not_collected} THEN {_fen(database, 'amount_due')} - "
+        f"{_fen(database, 'amount_settled')} ELSE 0 END) "
         f"AS amount_outstanding FROM installment_outcomes "
         f"WHERE business_date BETWEEN :a AND :b GROUP BY 1, 2 ORDER BY 1, 2",
-        date_from, date_to, exact=("amount_outstanding",))
+        date_from, date_to, fen=("amount_outstanding",))
 
 
 def read_retry_actions(database: Database, date_from: str, date_to: str) -> pd.DataFrame:
@@ -102,10 +115,10 @@ def read_retry_actions(database: Database, date_from: str, date_to: str) -> pd.D
     if not _has_table(database, "retry_plan"):
         return pd.DataFrame(columns=["business_date", "action", "plan_rows", "amount"])
     return _rows_by_day(
-        database, "SELECT business_date, action, count(*) AS plan_rows, "
-        "COALESCE(sum(amount), 0) AS amount FROM retry_plan "
-        "WHERE business_date BETWEEN :a AND :b GROUP BY 1, 2 ORDER BY 1, 2",
-        date_from, date_to, exact=("amount",))
+        database, f"SELECT business_date, action, count(*) AS plan_rows, "
+        f"COALESCE(sum({_fen(database, 'amount')}), 0) AS amount FROM retry_plan "
+        f"WHERE business_date BETWEEN :a AND :b GROUP BY 1, 2 ORDER BY 1, 2",
+        date_from, date_to, fen=("amount",))
 
 
 def read_stored_runs(database: Database, date_from: str, date_to: str) -> pd.DataFrame:

@@ -163,3 +163,32 @@ def test_ids_quoted_in_reasons_and_evidence_read_as_in_their_own_columns(databas
     stored = query(database_url, "SELECT evidence FROM watchlist WHERE loan_id = 'L3' AND "
                                  "risk = 'no_active_binding'")
     assert [row.evidence for row in stored] == [watch[0]["evidence"]]
+
+
+def test_stored_plan_amounts_are_exact_and_the_trend_report_sums_them_exactly(database_url,
+                                                                              tmp_path):
+    """SQLite's NUMERIC affinity once stored the plan's 1500.50 as the float 1500.5 and summed
+    floats: the amounts are exact text there (migration 012), the table reads back the CSV's."""
+    from decimal import Decimal
+
+    from tests.integration.helpers import recon
+
+    day = DAYS[0]
+    assert recon_run(day, database_url, tmp_path).returncode == 4
+    written = read_rows(tmp_path / "out" / day / "retry_plan.csv")
+    stored = query(database_url, "SELECT loan_id, installment_no, subject, gateway_txn_id, "
+                                 "amount FROM retry_plan WHERE amount IS NOT NULL")
+    in_csv = {(row["loan_id"], row["installment_no"], row["subject"], row["gateway_txn_id"]):
+              row["amount"] for row in written if row["amount"]}
+    assert {(row.loan_id, str(row.installment_no), row.subject, row.gateway_txn_id or ""):
+            str(row.amount) for row in stored} == in_csv
+    result = recon("report", "--from", day, "--to", day, "--db", database_url, "--out",
+                   str(tmp_path / "report"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    by_action = {row["action"]: row for row in
+                 read_rows(tmp_path / "report" / f"report_{day}_{day}" / "retry_plan_by_day.csv")}
+    for action in {row["action"] for row in written}:
+        expected = sum((Decimal(row["amount"]) for row in written
+                        if row["action"] == action and row["amount"]), Decimal("0.00"))
+        assert Decimal(by_action[action]["amount"]) == expected
+        assert by_action[action]["amount"] == f"{expected:.2f}", by_action[action]

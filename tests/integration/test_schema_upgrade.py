@@ -31,7 +31,7 @@ SHIPPED_MIGRATIONS = {
     "sqlite": ["001_initial", "002_analyst_views", "003_latest_runs_and_repeat_failures",
                "004_lighter_outcome_writes", "008_published_reports_and_interrupted_runs",
                "009_overdue_and_retry_plan", "010_notices_and_watchlist",
-               "011_debit_without_installment"],
+               "011_debit_without_installment", "012_exact_retry_plan_amounts"],
 }
 
 
@@ -323,3 +323,27 @@ def test_database_lacking_a_lower_numbered_migration_is_refused_then_upgraded(po
     upgraded = recon("db", "upgrade", "--db", postgres_url, cwd=tmp_path)
     assert upgraded.returncode == 0 and "007_date_locks" in upgraded.stdout, upgraded.stderr
     assert recon_run(DAY, postgres_url, tmp_path).returncode == expected_exit_code(DAY)
+
+
+def test_sqlite_upgrade_to_012_turns_stored_plan_amounts_into_exact_text(tmp_path):
+    """Rows 009-011 stored as floats or integers (NUMERIC affinity) become their 2-decimal text."""
+    url = f"sqlite:///{tmp_path / 'recon.db'}"
+    database = connect(url)
+    try:
+        migrations.upgrade(database, clock=utc_now, target=11)
+        with database.engine.begin() as connection:
+            for number, amount in enumerate(["1500.50", "600.00", "0.07", None], start=1):
+                connection.execute(sa.text(
+                    "INSERT INTO retry_plan (business_date, subject, loan_id, installment_no, "
+                    "action, amount, attempts, reason, run_id) VALUES ('2026-11-27', "
+                    "'installment', 'L1', :n, 'retry', :amount, 0, 'r', 'run')"),
+                    {"n": number, "amount": amount})
+        stored = query(url, "SELECT typeof(amount) AS kind FROM retry_plan ORDER BY 1")
+        assert [row.kind for row in stored] == ["integer", "null", "real", "real"]
+        migrations.upgrade(database, clock=utc_now)
+    finally:
+        database.dispose()
+    rows = query(url, "SELECT installment_no, amount, typeof(amount) AS kind FROM retry_plan "
+                      "ORDER BY installment_no")
+    assert [(row.amount, row.kind) for row in rows] == [
+        ("1500.50", "text"), ("600.00", "text"), ("0.07", "text"), (None, "null")]
