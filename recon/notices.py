@@ -97,16 +97,24 @@ def not_yet_told(items: pd.DataFrame, taken: pd.DataFrame) -> pd.DataFrame:
 
 def earliest_send(now: dt.datetime, tz: ZoneInfo, policy: NoticePolicy) -> pd.Timestamp:
     """`now`, or the next moment inside the sending hours (local time in `tz`)."""
-    local = pd.Timestamp(now).tz_convert(tz).floor("s")
-    opens = local.normalize() + pd.Timedelta(hours=policy.send_from.hour,
-                                             minutes=policy.send_from.minute)
-    closes = local.normalize() + pd.Timedelta(hours=policy.send_until.hour,
-                                              minutes=policy.send_until.minute)
+    # Floored in UTC (a local time may be ambiguous at a daylight-saving change); the window's
+    # ends are wall-clock times of the local day, whatever its length.
+    local = pd.Timestamp(now).tz_convert("UTC").floor("s").tz_convert(tz)
+    opens, closes = (_wall_clock(local.date(), moment, tz)
+                     for moment in (policy.send_from, policy.send_until))
     if local < opens:
         return opens
     if local >= closes:
-        return opens + pd.Timedelta(days=1)
+        return _wall_clock(local.date() + dt.timedelta(days=1), policy.send_from, tz)
     return local
+
+
+def _wall_clock(day: dt.date, moment: dt.time, tz: ZoneInfo) -> pd.Timestamp:
+    """`moment` of `day` on the clocks of `tz`: of a time that occurs twice (clocks set back)
+    the later, of one that does not occur (clocks set forward) the first moment after the gap,
+    so a sending window never opens early."""
+    return pd.Timestamp(dt.datetime.combine(day, moment)).tz_localize(
+        tz, ambiguous=False, nonexistent="shift_forward")
 
 
 def local_text(moments: pd.Series, tz: ZoneInfo) -> pd.Series:
@@ -323,7 +331,7 @@ def plan_outbox(stored: pd.DataFrame, items: pd.DataFrame, templates: NoticeTemp
     unchanged = candidate_keys.isin(open_keys)
     still_open = open_keys.isin(candidate_keys)
     cancel = open_.loc[~still_open, "notice_id"].tolist()
-    made_at = pd.Timestamp(now).tz_convert(tz).floor("s").isoformat()
+    made_at = pd.Timestamp(now).tz_convert("UTC").floor("s").tz_convert(tz).isoformat()
     fresh = candidates[~unchanged].reset_index(drop=True)
     insert = fresh.assign(
         notice_id=notice_ids(f"{business_date:%Y%m%d}-{run_id}-", len(fresh)),

@@ -166,6 +166,32 @@ def test_the_send_window_is_in_the_configured_zone_whatever_zone_now_is_in():
     assert earliest_send(now, TZ, TEMPLATES.policy).isoformat() == "2026-11-28T09:00:00+08:00"
 
 
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+@pytest.mark.parametrize("utc, expected", [
+    # 2026-11-01: clocks go back from 02:00 EDT to 01:00 EST; 01:30 happens twice.
+    ("2026-11-01 05:30:00", "2026-11-01T09:00:00-05:00"),  # 01:30 EDT, the first time
+    ("2026-11-01 06:30:00", "2026-11-01T09:00:00-05:00"),  # 01:30 EST, the second time
+    ("2026-11-01 12:30:00", "2026-11-01T09:00:00-05:00"),  # 07:30 EST: not 08:00 (9 h elapsed)
+    ("2026-11-01 14:15:00", "2026-11-01T09:15:00-05:00"),  # inside the window: at once
+    # 2026-03-08: clocks go forward from 02:00 EST to 03:00 EDT.
+    ("2026-03-08 06:30:00", "2026-03-08T09:00:00-04:00"),
+    ("2026-03-09 01:30:00", "2026-03-09T09:00:00-04:00"),  # 21:30 EDT on the 8th: next day
+])
+def test_the_send_window_is_wall_clock_time_across_daylight_saving_changes(utc, expected):
+    now = pd.Timestamp(utc, tz="UTC").to_pydatetime()
+    assert earliest_send(now, NEW_YORK, TEMPLATES.policy).isoformat() == expected
+
+
+def test_a_window_opening_in_the_hour_clocks_skip_opens_after_it(tmp_path):
+    path = tmp_path / "notices.toml"
+    path.write_text('[policy]\nsend_from = "02:30"\n', encoding="utf-8")
+    policy = load_templates(path).policy
+    now = pd.Timestamp("2026-03-08 06:10:00", tz="UTC").to_pydatetime()  # 01:10 EST
+    assert earliest_send(now, NEW_YORK, policy).isoformat() == "2026-03-08T03:00:00-04:00"
+
+
 # --- operator templates -------------------------------------------------------------------------
 
 def test_an_operator_file_overrides_only_what_it_sets(tmp_path):
