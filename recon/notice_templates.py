@@ -22,6 +22,15 @@ from recon.errors import UsageError
 # a notice about several installments.
 NOTICE_CAUSES = [RootCause.ACCOUNT_CLOSED, RootCause.CARD_UNBOUND, RootCause.ACCOUNT_FROZEN,
                  RootCause.INSTRUCTION_NOT_CONFIRMED, RootCause.INSUFFICIENT_BALANCE]
+# Templates for what the retry plan does about an installment, where the cause's own template
+# would say otherwise: the card was rebound and the debit goes to the new card; the card lacked
+# money but no automatic debit is planned any more (the attempts reached their limit).
+RETRY_ON_NEW_CARD, NO_AUTOMATIC_RETRY = "retry_on_new_card", "no_automatic_retry"
+# Every template key, the one most in need of the borrower first: it picks the template of a
+# notice about several installments.
+TEMPLATE_KEYS = [RootCause.ACCOUNT_CLOSED.value, RootCause.CARD_UNBOUND.value,
+                 RootCause.ACCOUNT_FROZEN.value, RootCause.INSTRUCTION_NOT_CONFIRMED.value,
+                 NO_AUTOMATIC_RETRY, RootCause.INSUFFICIENT_BALANCE.value, RETRY_ON_NEW_CARD]
 PLACEHOLDERS = frozenset({"amount", "card", "card_last4", "business_date", "due_by",
                           "installments"})
 CARD_LIKE = re.compile(r"[0-9](?:[ -]?[0-9]){12}")
@@ -85,11 +94,11 @@ class NoticeTemplates(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policy: NoticePolicy = NoticePolicy()
-    templates: dict[Literal[tuple(cause.value for cause in NOTICE_CAUSES)], NoticeTemplate]
+    templates: dict[Literal[tuple(TEMPLATE_KEYS)], NoticeTemplate]
 
     @model_validator(mode="after")
     def _every_cause(self) -> "NoticeTemplates":
-        missing = [cause.value for cause in NOTICE_CAUSES if cause.value not in self.templates]
+        missing = [key for key in TEMPLATE_KEYS if key not in self.templates]
         if missing:
             raise ValueError(f"no template for {', '.join(missing)}")
         return self

@@ -10,9 +10,12 @@ rules (docs/notices.md):
   `other_decline`, whose codes ("do not honour", "restricted card", ...) do not tell the
   borrower what to do: ops reads the code first and may map it to a borrower-side cause with
   --reason-codes, which then gets a notice.
+- Each installment's template is its cause's, unless the retry plan says otherwise: a retry on
+  a card rebound after the failure is told `retry_on_new_card` (with the new card), a card that
+  lacked money but gets no automatic debit any more (the attempts' limit) `no_automatic_retry`.
 - One notice per borrower and D: its installments' outstanding amounts add up; its template is
-  that of the cause most in need of the borrower's action (NOTICE_CAUSES order), and its card
-  that cause's first installment's.
+  that of the installment most in need of the borrower's action (TEMPLATE_KEYS order), and its
+  card that installment's.
 - A rerun never touches a notice the messaging system has taken (state not `new`): what such a
   notice covers is never noticed again for D. A notice still `new` stays as it is when the
   rerun would make the same notice (same content_key), and is `cancelled` (replaced by the new
@@ -31,11 +34,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from recon.contract import Status
+from recon.contract import RootCause, Status
 from recon.formatting import fmt_yuan
 from recon.frames import (arrow_strings, join_texts, sorted_ranks, text_chunks, text_series,
                           yuan_text)
-from recon.notice_templates import NOTICE_CAUSES, NoticePolicy, NoticeTemplates
+from recon.notice_templates import (NO_AUTOMATIC_RETRY, NOTICE_CAUSES, RETRY_ON_NEW_CARD,
+                                    TEMPLATE_KEYS, NoticePolicy, NoticeTemplates)
 from recon.protect import mask_cards
 
 NOTICE_STATUSES = [Status.UNPAID, Status.PARTIALLY_PAID]
@@ -54,16 +58,20 @@ STORED_COLUMNS = ["notice_id", "business_date", "borrower_id", "content_key", "c
 
 # --- what to notice -----------------------------------------------------------------------------
 
-def notice_items(outcomes: pd.DataFrame) -> pd.DataFrame:
+def notice_items(outcomes: pd.DataFrame, plan: pd.DataFrame | None = None,
+                 bindings: pd.DataFrame | None = None) -> pd.DataFrame:
     """The installments of D a borrower should hear about, one row each: borrower_id, item
-    (`loan_id/installment_no/root_cause`), root_cause, amount (outstanding fen), card_no_masked,
-    loan_id, installment_no."""
+    (`loan_id/installment_no/root_cause`), root_cause, template_key, amount (outstanding fen),
+    card_no_masked, loan_id, installment_no.
+
+    `plan`: D's retry plan (RETRY_PLAN_COLUMNS) and `bindings` D's: the template and card of an
+    installment follow what the plan does about it (planned_templates)."""
     causes = [cause.value for cause in NOTICE_CAUSES]
     wanted = (outcomes["status"].isin([status.value for status in NOTICE_STATUSES])
               & outcomes["root_cause"].isin(causes)
               & (outcomes["amount_outstanding"] > 0))
     rows = outcomes[wanted]
-    return pd.DataFrame({
+    items = pd.DataFrame({
         "borrower_id": rows["borrower_id"].astype("str"),
         "loan_id": rows["loan_id"].astype("str"),
         "installment_no": rows["installment_no"].astype("int64"),
@@ -73,6 +81,45 @@ def notice_items(outcomes: pd.DataFrame) -> pd.DataFrame:
         "amount": rows["amount_outstanding"].astype("int64"),
         "card_no_masked": rows["card_no_masked"].fillna("").astype("str"),
     }).reset_index(drop=True)
+    items.insert(4, "template_key", items["root_cause"])
+    return items if plan is None else planned_templates(items, plan, bindings)
+
+
+def planned_templates(items: pd.DataFrame, plan: pd.DataFrame,
+                      bindings: pd.DataFrame | None) -> pd.DataFrame:
+    """`items` with the template and card of what the retry plan does where the cause's own
+    template would promise otherwise: a retry on a rebound card (the new card's digits), or no
+    automatic debit any more for a card that lacked the money. Only those few plan rows are
+    looked up."""
+    installment = (plan["subject"] == "installment").to_numpy(bool)
+    debit = plan["action"].isin(["retry", "retry_other_gateway"]).to_numpy(bool)
+    rebound = installment & debit & (plan["binding_id"].fillna("") != "").to_numpy(bool)
+    gave_up = installment & (plan["root_cause"] == RootCause.INSUFFICIENT_BALANCE.value).to_numpy(
+        bool) & plan["action"].isin(["none", "wait_for_borrower"]).to_numpy(bool)
+    special = plan.loc[rebound | gave_up, ["loan_id", "installment_no", "binding_id"]]
+    if special.empty or items.empty:
+        return items
+    special = special.assign(
+        installment_no=special["installment_no"].astype("int64"),
+        template_key=np.where(rebound[rebound | gave_up], RETRY_ON_NEW_CARD, NO_AUTOMATIC_RETRY))
+    if bindings is not None and len(bindings):
+        card_of = bindings.drop_duplicates("binding_id", keep="last").set_index("binding_id")[
+            "card_no_masked"]
+        special["card_no_masked"] = special["binding_id"].map(card_of).fillna("").astype("str")
+    else:
+        special["card_no_masked"] = ""
+    found = special.drop_duplicates(["loan_id", "installment_no"]).set_index(
+        ["loan_id", "installment_no"]).reindex(
+        pd.MultiIndex.from_frame(items[["loan_id", "installment_no"]]))
+    at = np.flatnonzero(found["template_key"].notna().to_numpy())
+    if not at.size:
+        return items
+    items = items.copy()
+    items.loc[at, "template_key"] = found["template_key"].to_numpy()[at]
+    new_card = at[(found["template_key"].to_numpy()[at] == RETRY_ON_NEW_CARD)
+                  & (found["card_no_masked"].fillna("").to_numpy()[at] != "")]
+    items.loc[new_card, "card_no_masked"] = found["card_no_masked"].to_numpy()[new_card]
+    return items
 
 
 def item_loan_ids(loan_ids: pd.Series) -> pd.Series:
@@ -158,14 +205,14 @@ def compose(items: pd.DataFrame, templates: NoticeTemplates, business_date: dt.d
     if items.empty:
         return pd.DataFrame({column: pd.Series([], dtype="str") for column in columns}).astype(
             {"amount": "int64"})
-    priority = {cause.value: rank for rank, cause in enumerate(NOTICE_CAUSES)}
+    priority = {key: rank for rank, key in enumerate(TEMPLATE_KEYS)}
     # Sorted on integer ranks of the texts (sorting 200k texts twice costs most of a second):
     # by borrower, then the cause that names the notice, then loan and installment; each
     # borrower's items listed by loan and installment.
     borrower = sorted_ranks(items["borrower_id"])
     loan = sorted_ranks(items["loan_id"])
     number = items["installment_no"].to_numpy(np.int64)
-    rank = items["root_cause"].map(priority).to_numpy(np.int64)
+    rank = items["template_key"].map(priority).to_numpy(np.int64)
     order = np.lexsort((number, loan, rank, borrower))
     ordered = items.iloc[order]
     in_order = items.iloc[np.lexsort((rank, number, loan, borrower))]
@@ -174,7 +221,7 @@ def compose(items: pd.DataFrame, templates: NoticeTemplates, business_date: dt.d
     first = ordered.iloc[starts].reset_index(drop=True)
     notices = pd.DataFrame({
         "borrower_id": first["borrower_id"],
-        "template_key": first["root_cause"],
+        "template_key": first["template_key"],
         "card_last4": card_last_four(first["card_no_masked"]),
         "amount": np.add.reduceat(ordered["amount"].to_numpy(np.int64), starts),
         "count": sizes,

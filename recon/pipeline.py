@@ -248,7 +248,8 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
                     writes.append(writer.submit(_after, outcomes_written, write.replace_actions,
                                                 retry_plan=retry_plan.assign(run_id=run_id)))
                     watch, outbox = act(business_date, settings, inputs, decisions, ids,
-                                        templates, history_job, report, phases, run_id, side)
+                                        retry_plan, templates, history_job, report, phases,
+                                        run_id, side)
                     writes.append(writer.submit(_after, outcomes_written, write.replace_actions,
                                                 watchlist=watch))
                 finally:

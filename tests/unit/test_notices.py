@@ -331,6 +331,7 @@ def test_notices_composed_ahead_are_used_only_when_no_taken_notice_covers_an_ite
     items = pd.DataFrame({
         "borrower_id": ["B1", "B2"], "loan_id": ["L1", "L2"], "installment_no": [1, 1],
         "root_cause": ["insufficient_balance", "card_unbound"],
+        "template_key": ["insufficient_balance", "card_unbound"],
         "item": ["L1/1/insufficient_balance", "L2/1/card_unbound"], "amount": [1000, 2000],
         "card_no_masked": ["622202******7890", ""]})
     args = (load_templates(), dt.date(2026, 11, 27),
@@ -348,3 +349,57 @@ def test_notices_composed_ahead_are_used_only_when_no_taken_notice_covers_an_ite
         pd.testing.assert_frame_equal(ahead.insert, here.insert)
         assert ahead.cancel == here.cancel
     assert ahead.insert["borrower_id"].tolist() == ["B2"]  # B1's item was told already
+
+
+# --- what the retry plan does -------------------------------------------------------------------
+
+def planned_notice(day, earlier=None) -> dict:
+    """D's one notice, composed from the outcomes and the retry plan as a run makes them."""
+    from tests.unit.test_retry import plan as retry_plan
+
+    decided = day.decide().outcomes
+    items = notice_items(decided, retry_plan(day, earlier=earlier), day.frames()["bindings"])
+    [notice] = compose(items, TEMPLATES, D, MORNING, TZ).to_dict("records")
+    return notice
+
+
+def failed_51():
+    from tests.unit.test_classify import Day
+
+    return (Day().binding(card="622202******1111").installment(due="300.00").instruction("I1")
+            .settlement("I1", status="FAILED", code="51"))
+
+
+def test_a_retry_planned_on_the_same_card_keeps_the_causes_template():
+    notice = planned_notice(failed_51())
+    assert (notice["template_key"], notice["card_last4"]) == ("insufficient_balance", "1111")
+    assert "我们将再次扣款" in notice["message"]
+
+
+def test_a_retry_on_a_card_rebound_after_the_failure_names_the_new_card():
+    from tests.unit.test_classify import Day
+
+    day = (Day().binding(unbound="2026-11-27 10:00:00", card="622202******1111")
+           .binding(bound="2026-11-27 12:00:00", card="622202******6161").installment()
+           .instruction("I1", sent="2026-11-27 09:00:00")
+           .settlement("I1", status="FAILED", code="51"))
+    notice = planned_notice(day)
+    assert (notice["template_key"], notice["card_last4"]) == ("retry_on_new_card", "6161")
+    assert "尾号6161" in notice["message"] and "1111" not in notice["message"]
+
+
+def test_a_card_bound_during_d_for_an_unbound_loan_is_not_asked_to_bind_again():
+    from tests.unit.test_classify import Day
+
+    day = Day().binding(bound="2026-11-27 12:00:00", card="622202******6161").installment()
+    notice = planned_notice(day)
+    assert (notice["template_key"], notice["card_last4"]) == ("retry_on_new_card", "6161")
+    assert "绑定有效的银行卡" not in notice["message"]
+
+
+def test_no_debit_is_promised_once_the_attempts_reached_their_limit():
+    from tests.unit.test_retry import earlier
+
+    notice = planned_notice(failed_51(), earlier=earlier(2))  # 2 earlier + 1 today = the cap
+    assert notice["template_key"] == "no_automatic_retry"
+    assert "不再自动扣款" in notice["message"] and "我们将再次扣款" not in notice["message"]
