@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recon.contract import RootCause
 from recon.errors import UsageError
@@ -94,6 +94,17 @@ class RetryPolicy(BaseModel):
                 raise ValueError(f"causes.{cause.value}.action: refund is for overpaid "
                                  f"installments and duplicate debits only")
         return causes
+
+    @model_validator(mode="after")
+    def _debits_inside_the_window(self) -> "RetryPolicy":
+        start, end = self.debit_window
+        for cause, policy in self.causes.items():
+            if policy.at is not None and not start <= policy.at <= end:
+                raise ValueError(
+                    f"causes.{cause.value}.at: {policy.at:%H:%M} is outside debit_window "
+                    f"{start:%H:%M}-{end:%H:%M}: debits are never planned at night; move `at` "
+                    f"into the window or widen the window")
+        return self
 
 
 DEFAULT_POLICY: dict = {

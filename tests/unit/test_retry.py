@@ -299,6 +299,10 @@ def test_an_operator_file_overrides_some_keys_of_some_causes(tmp_path):
     ('debit_window = ["21:00", "09:00"]\n', ["debit_window", "before its end"]),
     ('[causes.account_frozen]\naction = "refund"\n', ["causes.account_frozen", "refund"]),
     ('retries = 3\n', ["retries", "unknown key"]),
+    ('debit_window = ["08:00", "20:00"]\n[causes.insufficient_balance]\nat = "23:30"\n',
+     ["causes.insufficient_balance.at", "23:30 is outside debit_window 08:00-20:00"]),
+    ('[causes.insufficient_balance]\nat = "07:00"\n',
+     ["causes.insufficient_balance.at", "outside debit_window 09:00-21:00"]),
     ('[causes\n', ["not valid TOML"]),
 ])
 def test_a_mistake_in_the_policy_file_is_a_usage_error_naming_file_key_and_problem(
