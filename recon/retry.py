@@ -336,16 +336,39 @@ def _duplicated_per_installment(rows: pd.DataFrame, duplicates: pd.DataFrame,
 def _duplicate_refunds(duplicates: pd.DataFrame, instructions: pd.DataFrame,
                        outcomes: pd.DataFrame, business_date: dt.date, now_ns: int,
                        tz: ZoneInfo) -> pd.DataFrame:
-    """One refund row per duplicate debit (each extra SUCCESS row of an instruction)."""
+    """One refund row per duplicate debit (each extra SUCCESS row of an instruction).
+
+    An installment's refunds never exceed what it was overpaid (settled - due): a duplicate
+    debit that covered what it still owed (an instruction for part of the amount, debited
+    twice) is refunded only beyond that, and not at all when the installment is not overpaid;
+    its own plan row then collects nothing either (plan_retries: `duplicates`)."""
     joined = _duplicate_debits(duplicates, instructions)
     if not len(joined):
         return pd.DataFrame(columns=RETRY_PLAN_COLUMNS)
     concerned = outcomes[isin(outcomes["loan_id"], set(joined["loan_id"].dropna()))]
-    borrower = concerned.set_index(["loan_id", "installment_no"])["borrower_id"]
+    by_installment = concerned.set_index(["loan_id", "installment_no"])
+    borrower = by_installment["borrower_id"]
     key = pd.MultiIndex.from_arrays([joined["loan_id"], joined["installment_no"]])
     when = format_local(np.full(len(joined), now_ns, dtype=np.int64),
                          np.ones(len(joined), dtype=bool), tz)
-    amount = fmt_yuan(joined["amount"].astype("int64"))
+    taken = joined["amount"].astype("int64").to_numpy()
+    overpaid = (by_installment["amount_settled"].astype("int64")
+                - by_installment["amount_due"].astype("int64")).clip(lower=0)
+    # An instruction of no installment of D: nothing to weigh the refund against.
+    left = overpaid.reindex(key).fillna(np.iinfo(np.int64).max).to_numpy(np.int64)
+    before = pd.Series(taken).groupby(pd.factorize(key)[0]).cumsum().to_numpy() - taken
+    refund = np.clip(left - np.minimum(before, left), 0, taken)
+    amount = fmt_yuan(pd.Series(refund, index=joined.index))
+    debit_amount = fmt_yuan(pd.Series(taken, index=joined.index))
+    whole, part = refund == taken, (refund > 0) & (refund < taken)
+    debited = "instruction " + joined["instruction_id"] + " was debited again by " \
+        + joined["gateway_txn_id"]
+    reason = np.where(
+        whole, debited + ": refund " + amount,
+        np.where(part, debited + ": refund " + amount + " of its " + debit_amount
+                 + "; the rest covers what the installment still owed",
+                 debited + " (" + debit_amount + "): no refund, the installment still owed "
+                 "at least that much"))
     return pd.DataFrame({
         "business_date": business_date.isoformat(),
         "subject": "duplicate_debit",
@@ -355,15 +378,14 @@ def _duplicate_refunds(duplicates: pd.DataFrame, instructions: pd.DataFrame,
         "status": "",
         "root_cause": "",
         "days_past_due": "",
-        "action": "refund",
-        "not_before": when,
-        "gateway": joined["gateway"].to_numpy(object),
+        "action": np.where(refund > 0, "refund", "none").astype(object),
+        "not_before": np.where(refund > 0, when, "").astype(object),
+        "gateway": np.where(refund > 0, joined["gateway"].to_numpy(object), "").astype(object),
         "binding_id": "",
-        "amount": amount.to_numpy(object),
+        "amount": np.where(refund > 0, amount.to_numpy(object), "").astype(object),
         "attempts": "0",
         "max_attempts": "",
         "instruction_id": joined["instruction_id"].to_numpy(object),
         "gateway_txn_id": joined["gateway_txn_id"].to_numpy(object),
-        "reason": ("instruction " + joined["instruction_id"] + " was debited again by "
-                   + joined["gateway_txn_id"] + ": refund " + amount).to_numpy(object),
+        "reason": np.asarray(reason, dtype=object),
     })
