@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from recon.contract import ROOT_CAUSE_ZH, RootCause, Status
 from recon.formatting import fmt_local
+from recon.frames import arrow_strings
 from recon.ids import IdCodes, day_start_utc, isin, nanos, shared_codes
 from recon.notices import card_last_four
 
@@ -117,12 +118,13 @@ def binding_risks(outcomes: pd.DataFrame, bindings: pd.DataFrame, business_date:
     # the first outcome row of each loan, looked up only for the loans listed.
     first_seen = np.full(n_loans + 1, len(outcomes), dtype=np.int64)
     np.minimum.at(first_seen, loan_of_outcome, np.arange(len(outcomes), dtype=np.int64))
-    borrowers = pa.concat_arrays([
-        pa.array(outcomes["borrower_id"].astype("str"), type=pa.large_string()),
-        pa.array([""], type=pa.large_string())])
+    known = arrow_strings(outcomes["borrower_id"].astype("str"))
+    borrowers = pa.chunked_array(
+        (known.chunks if isinstance(known, pa.ChunkedArray) else [known])
+        + [pa.array([""], type=pa.large_string())], type=pa.large_string())
 
     def borrower_of(loans: np.ndarray) -> np.ndarray:
-        return borrowers.take(pa.array(first_seen[loans])).to_numpy(zero_copy_only=False)
+        return borrowers.take(pa.array(first_seen[loans])).to_numpy()
 
     # The binding each listed loan's evidence names: the active one at the end of D, else the
     # one bound last (of two bound at once, the later in the file). Only the bindings of loans
