@@ -235,6 +235,11 @@ def plan_retries(outcomes: pd.DataFrame, *, bindings: pd.DataFrame, loan_of_bind
     planned_gateway = pd.Series(other, index=rows.index, dtype="str").where(
         choice == "retry_other_gateway",
         gateway.where(~_one_of(choice, ("wait_for_borrower", "none")), ""))
+    if clean_gateways:
+        # A debit of an installment no attempt or instruction names a gateway for (nothing was
+        # instructed, or it is retried on a new binding) goes through the preferred clean one.
+        planned_gateway = planned_gateway.where(~(debit & (planned_gateway == "").to_numpy(bool)),
+                                                clean_gateways[0])
     binding_id = pd.Series("", index=rows.index, dtype="str")
     rebinds = np.flatnonzero(rebind_retry & (step == "rebind"))
     if len(bindings) and rebinds.size:

@@ -60,7 +60,7 @@ DEFAULTS = {
         "I1", sent=None, confirm_required=True, confirm_status="PENDING"),
         "wait_for_borrower", "", "", "", ""),
     "not_instructed": (lambda: Day().binding().installment(due="300.00"), "retry",
-                       "2026-11-28 09:00:00", "", "300.00", "3"),
+                       "2026-11-28 09:00:00", "CNAPS_DD", "300.00", "3"),
     "no_settlement_record": (lambda: Day().binding().installment().instruction("I1"),
                              "query_gateway", "2026-11-28 00:30:00", "UNIONPAY", "", ""),
     "settlement_pending": (lambda: Day().binding().installment().instruction(
@@ -343,3 +343,10 @@ def test_a_mistake_in_the_policy_file_is_a_usage_error_naming_file_key_and_probl
     assert refused.value.exit_code == 2
     for word in [str(path)] + words:
         assert word in message, message
+
+
+def test_a_debit_no_attempt_names_a_gateway_for_goes_through_the_preferred_clean_one():
+    day = Day().binding(bound="2026-11-27 12:00:00").installment()  # card_unbound, rebound
+    row = only(plan(day, clean=("LIANLIAN", "CNAPS_DD")))
+    assert (row["action"], row["gateway"], row["binding_id"]) == ("retry", "LIANLIAN", "b0")
+    assert only(plan(day, clean=()))["gateway"] == ""  # no clean gateway: the system's choice
