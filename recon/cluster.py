@@ -20,9 +20,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import signal
 import socket
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from recon import logs
@@ -32,12 +34,15 @@ from recon.contract import ExitCode
 from recon.db import migrations
 from recon.db.urls import normalise_url, safe_url_text
 from recon.errors import ReconError, UsageError
+from recon.signals import Interrupted
 
 log = logging.getLogger("recon")
 
 INSTALL_HINT = "pip install 'recon[cluster]' (Dask's distributed scheduler)"
 CONNECT_TIMEOUT_SECONDS = 30
 WORKERS_TIMEOUT_SECONDS = 60
+# How often a date waiting for earlier dates checks that its range still runs.
+AWAIT_POLL_SECONDS = 2.0
 # A date retried after its worker was lost may find the lost run's session still holding the
 # date lock until the database notices the dead connection: wait for it, unless told otherwise.
 RETRY_LOCK_WAIT_SECONDS = 120.0
@@ -243,9 +248,13 @@ class _ForwardToClient(logging.Handler):
 
 
 def run_date_task(day: dt.date, settings: Settings, log_format: str, log_topic: str,
-                  threads: dict[str, int], run_date) -> tuple[int, str, str]:
+                  threads: dict[str, int], run_date, batch: str = "",
+                  earlier: tuple[str, ...] = ()) -> tuple[int, str, str]:
     """One date on a worker: (exit code, summary, error message). Never raises, so the scheduler
-    retries a date only when its worker is lost, never for the date's own failure."""
+    retries a date only when its worker is lost, never for the date's own failure.
+
+    `earlier`: the range's dates before this one; its actions wait until the client has seen
+    each of them end (_await_dates)."""
     from distributed import get_worker
 
     worker = get_worker()
@@ -263,10 +272,38 @@ def run_date_task(day: dt.date, settings: Settings, log_format: str, log_topic: 
     forward.setFormatter(logs.formatter(log_format))
     logger = logging.getLogger(logs.LOGGER_NAME)
     logger.addHandler(forward)
+    await_earlier = partial(_await_dates, batch, earlier, worker.get_current_task()) \
+        if earlier else None
     try:
-        return run_date(day, settings)
+        return run_date(day, settings, await_earlier)
     finally:
         logger.removeHandler(forward)
+
+
+def _date_done(batch: str, day: str) -> str:
+    return f"recon-done-{batch}-{day}"
+
+
+def _await_dates(batch: str, days: tuple[str, ...], key) -> None:
+    """On a worker, before a date's actions: wait until the client has seen each of `days` end
+    (it sets their events), off the worker's thread pool meanwhile (secede: the earlier dates
+    may need its threads). The range stopped, or this task released (its client gone), stops
+    the date."""
+    from distributed import Event, get_worker, rejoin, secede
+
+    worker = get_worker()
+    stop = Event(_date_done(batch, "stop"))
+    secede()
+    try:
+        for day in days:
+            done = Event(_date_done(batch, day))
+            while not done.wait(timeout=AWAIT_POLL_SECONDS):
+                task = worker.state.tasks.get(key)
+                if stop.is_set() or task is None or task.state in ("cancelled", "released",
+                                                                     "forgotten"):
+                    raise Interrupted(signal.SIGTERM)
+    finally:
+        rejoin()
 
 
 def _show_forwarded(event) -> None:
@@ -323,10 +360,12 @@ def run_range(address: str, dates: list[dt.date], settings: Settings,
         batch = uuid.uuid4().hex[:8]
         log_topic = f"recon-log-{batch}"
         client.subscribe_topic(log_topic, _show_forwarded)
+        # Each date's actions wait for the dates before it (pipeline.run's await_earlier): the
+        # client sets a date's event once it has seen the date end, however it ended.
         futures = {client.submit(run_date_task, day, settings, log_setup.format, log_topic,
-                                 threads, run_date, key=f"recon-run-{day}-{batch}",
-                                 pure=False): day
-                   for day in dates}
+                                 threads, run_date, batch, tuple(days[:position]),
+                                 key=f"recon-run-{day}-{batch}", pure=False): day
+                   for position, day in enumerate(dates)}
         codes = []
         try:
             for future in distributed.as_completed(list(futures), loop=client.loop):
@@ -340,12 +379,18 @@ def run_range(address: str, dates: list[dt.date], settings: Settings,
                 except Exception as error:  # the scheduler went away, say
                     code, out, err = ExitCode.INTERNAL, "", (
                         f"recon {day}: lost track of this date on the cluster: {error!r}")
+                distributed.Event(_date_done(batch, day.isoformat()), client=client).set()
                 show_result(day, out, err)
                 dates_bar.advance(1, f"{day} done")
                 codes.append(code)
         except BaseException:
             # Ctrl-C: dates not started are dropped; a date already running on a worker
-            # finishes (or not) on its own, atomically either way.
+            # finishes (or not) on its own, atomically either way; one waiting for earlier
+            # dates stops.
+            try:
+                distributed.Event(_date_done(batch, "stop"), client=client).set()
+            except Exception:  # noqa: BLE001 - the scheduler may be gone: the tasks see that
+                pass
             client.cancel(list(futures))
             raise
         return codes

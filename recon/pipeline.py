@@ -9,6 +9,7 @@ import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -74,12 +75,17 @@ def new_run_id() -> str:
 
 
 def run(business_date: dt.date, settings: Settings, *, before_commit=None,
-        after_commit=None) -> RunReport:
+        after_commit=None, await_earlier=None) -> RunReport:
     """Reconcile one business date. Never raises for expected conditions: see RunReport.exit_code.
 
     `before_commit` is a test hook called inside the database transaction, after every row is
     written and before the commit; `after_commit` one called after the commit, before the
     reports are published.
+
+    `await_earlier`, for a date of a range run in parallel (--jobs, --cluster): returns once
+    every earlier date of the range has ended. The actions of D (CONTRACT 7) read earlier dates'
+    stored results (attempts over an installment's life, repeated failures), so they are made
+    only after those dates committed; D's load and classification run meanwhile.
     """
     run_id = new_run_id()
     day = business_date.isoformat()
@@ -98,8 +104,8 @@ def run(business_date: dt.date, settings: Settings, *, before_commit=None,
             try:
                 repair_reports(database, settings, day, extra)
                 report = _run_locked(business_date, settings, codes, profiles, policy,
-                                     templates,
-                                     database, run_id, lock, before_commit, after_commit)
+                                     templates, database, run_id, lock, before_commit,
+                                     after_commit, await_earlier)
                 log.info("run finished: %s (exit %d)", report.outcome, report.exit_code,
                          extra=extra)
                 return report
@@ -180,7 +186,8 @@ def repair_reports(database: engine.Database, settings: Settings, day: str, extr
 
 def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, profiles: Profiles,
                 policy: RetryPolicy, templates, database: engine.Database, run_id: str,
-                lock: locks.DateLock, before_commit, after_commit) -> RunReport:
+                lock: locks.DateLock, before_commit, after_commit,
+                await_earlier) -> RunReport:
     day = business_date.isoformat()
     phases = Phases()
     # Work that does not need the main line's latest result runs on a second thread beside it:
@@ -192,10 +199,13 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
         # they are those of the previous completed run. Compared with the new ones below.
         previous_job = side.submit(stored.read_outcomes, database, day,
                                    block_bytes=settings.csv_block_bytes)
-        # Earlier dates' borrower-side failures, for the watchlist's repeated failures.
+        # Earlier dates' borrower-side failures, for the watchlist's repeated failures: read
+        # beside the load, or (await_earlier) once the earlier dates of the range have ended.
         first, last = history_window(business_date)
-        history_job = side.submit(stored.read_borrower_failures, database, first.isoformat(),
-                                  last.isoformat(), [cause.value for cause in REPEAT_CAUSES])
+        read_history = partial(stored.read_borrower_failures, database, first.isoformat(),
+                               last.isoformat(), [cause.value for cause in REPEAT_CAUSES])
+        if await_earlier is None:
+            history_job = side.submit(read_history)
         with (phases("load", business_date, run_id),
               logs.loading(settings.inbox / day, f"{day} loading")):
             inputs = load_day(business_date, settings, codes, profiles)
@@ -208,8 +218,10 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
                                  inputs.settlements, inputs.incidents, inputs.arrived_gateways,
                                  codes, business_date, settings.tz, ids)
         # Attempts stored for earlier dates (the retry plan's caps), since the oldest due date.
-        earlier_job = side.submit(
-            stored.read_earlier_attempts, database, day, oldest_due_date(inputs, business_date))
+        read_earlier = partial(stored.read_earlier_attempts, database, day,
+                               oldest_due_date(inputs, business_date))
+        if await_earlier is None:
+            earlier_job = side.submit(read_earlier)
         outcomes = decisions.outcomes
         refuse_unstorable_settled(inputs, outcomes)
         report = report_of(inputs, decisions, run_id, phases.seconds)
@@ -232,6 +244,12 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
                                   settlement_exceptions, rejects, changes, suspected, phases,
                                   run_id)
         try:
+            if await_earlier is not None:
+                log.info("waiting for the earlier dates of the range",
+                         extra={"run_id": run_id, "business_date": day})
+                await_earlier()
+                history_job, earlier_job = (_Inline().submit(read) for read in
+                                            (read_history, read_earlier))
             with ResultsWrite(database, run_id, day, lock) as write, \
                     _writer_thread(settings, database) as writer:
                 # The server stores each part while the next is made: D's outcomes while the

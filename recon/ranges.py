@@ -12,6 +12,7 @@ import os
 import signal
 import traceback
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.connection import wait
 
 from recon import cluster, logs, pipeline, signals
@@ -110,10 +111,11 @@ def show_result(day: dt.date, out: str, err: str) -> None:
         logs.echo(out)
 
 
-def run_date(day: dt.date, settings: Settings) -> tuple[int, str, str]:
-    """Run one date and return (exit code, summary for stdout, message for stderr)."""
+def run_date(day: dt.date, settings: Settings, await_earlier=None) -> tuple[int, str, str]:
+    """Run one date and return (exit code, summary for stdout, message for stderr).
+    `await_earlier`: see pipeline.run (the dates of a range run in parallel)."""
     try:
-        report = pipeline.run(day, settings)
+        report = pipeline.run(day, settings, await_earlier=await_earlier)
     except ReconError as error:
         return error.exit_code, "", f"recon {day}: {error}"
     except Exception:
@@ -136,7 +138,7 @@ def _worker(connection, settings: Settings, log_setup: logs.LogOptions) -> None:
             if day is None:
                 return
             try:
-                result = run_date(day, settings)
+                result = run_date(day, settings, partial(_await_go, connection, day))
             except Interrupted as stop:
                 result = (stop.exit_code, "", interrupted_message(day, stop))
             try:
@@ -147,11 +149,27 @@ def _worker(connection, settings: Settings, log_setup: logs.LogOptions) -> None:
                 return
 
 
+READY, GO = "ready", "go"
+
+
+def _await_go(connection, day: dt.date) -> None:
+    """In a --jobs worker, before D's actions: tell the parent D is ready and wait until it says
+    every earlier date of the range has ended. A parent gone or ending the range stops D."""
+    connection.send((READY, day))
+    try:
+        message = connection.recv()
+    except (EOFError, OSError):
+        message = None
+    if message != GO:
+        raise Interrupted(signal.SIGTERM)
+
+
 @dataclass
 class _Slot:
     process: object
     connection: object
     day: dt.date | None = None
+    ready: bool = False  # waiting for GO: its date's actions wait for the earlier dates
 
 
 def run_parallel(dates: list[dt.date], settings: Settings, jobs: int, log_setup: logs.LogOptions,
@@ -199,7 +217,7 @@ def run_parallel(dates: list[dt.date], settings: Settings, jobs: int, log_setup:
         nonlocal shown
         results[slot.day] = (code, out, err)
         dates_bar.advance(1, f"{slot.day} done")
-        slot.day = None
+        slot.day, slot.ready = None, False
         while shown < len(dates) and dates[shown] in results:
             show_result(dates[shown], *results[dates[shown]][1:])
             shown += 1
@@ -216,6 +234,16 @@ def run_parallel(dates: list[dt.date], settings: Settings, jobs: int, log_setup:
                             slots[index] = start()
                             continue
                         slot.day = waiting.pop(0)
+                # A date's actions go once every earlier date of the range has ended (dates
+                # are handed out in order, so the earliest one in flight never waits).
+                for slot in slots:
+                    if slot.ready and all(day in results for day in dates
+                                          if day < slot.day):
+                        slot.ready = False
+                        try:
+                            slot.connection.send(GO)
+                        except OSError:
+                            pass  # it died: its sentinel says so below
                 busy = [slot for slot in slots if slot.day is not None]
                 if not busy:
                     break
@@ -225,7 +253,11 @@ def run_parallel(dates: list[dt.date], settings: Settings, jobs: int, log_setup:
                     if slot.connection in ready or slot.process.sentinel in ready:
                         try:
                             # A result sent just before the worker ended is still read here.
-                            finish(slot, *slot.connection.recv())
+                            message = slot.connection.recv()
+                            if message[0] == READY:
+                                slot.ready = True
+                            else:
+                                finish(slot, *message)
                             continue
                         except (EOFError, OSError):
                             pass  # it died before sending its result

@@ -98,7 +98,8 @@ class LocalDaskCluster:
                 process.wait(timeout=15)
 
 
-def held_run_date(day: dt.date, settings, *, held_day: str, ready: str, release: str):
+def held_run_date(day: dt.date, settings, await_earlier=None, *, held_day: str, ready: str,
+                  release: str):
     """ranges.run_date, except that the run of `held_day` stops inside its write transaction
     (every row written, nothing committed), writes its pid to `ready` and waits for `release`.
     Runs on a Dask worker."""
@@ -106,7 +107,7 @@ def held_run_date(day: dt.date, settings, *, held_day: str, ready: str, release:
     from recon.summary import render_summary
 
     if day.isoformat() != held_day:
-        return ranges.run_date(day, settings)
+        return ranges.run_date(day, settings, await_earlier)
 
     def hold() -> None:
         Path(ready).write_text(f"{os.getpid()}\n")
@@ -116,5 +117,5 @@ def held_run_date(day: dt.date, settings, *, held_day: str, ready: str, release:
                 raise SystemExit("held_run_date: never released")
             time.sleep(0.05)
 
-    report = pipeline.run(day, settings, before_commit=hold)
+    report = pipeline.run(day, settings, before_commit=hold, await_earlier=await_earlier)
     return report.exit_code, render_summary(report), ""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from tests.integration.helpers import DAYS, query, recon_run
+from tests.integration.helpers import DAYS, query, recon, recon_run
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -109,6 +109,41 @@ def test_attempts_of_earlier_dates_cap_the_retries_of_an_overdue_installment(dat
     assert [(row["loan_id"], row["days_past_due"]) for row in exceptions] == [("L1", "2")]
     assert not [row for row in read_rows(tmp_path / "out" / days[2] / "retry_plan.csv")
                 if row["loan_id"] == "L2"]
+
+
+def write_slow_first_range(inbox: Path, days: list[str]) -> None:
+    """write_day for each of `days`, the first also holding 20,000 paid installments: it takes
+    seconds longer than the others, which would otherwise plan before it committed."""
+    for day in days:
+        write_day(inbox, day, due_date=days[0])
+    folder, n = inbox / days[0], days[0].replace("-", "")
+    extra = {"installments.csv": [f"P{i},1,BP{i},{days[0]},10.00,CNY" for i in range(20_000)],
+             "bindings.csv": [f"KP{i},P{i},tp{i},622202******0000,ICBC,ACTIVE,"
+                              f"2025-01-01 00:00:00," for i in range(20_000)],
+             "instructions.csv": [f"{n}P{i},P{i},1,UNIONPAY,10.00,{days[0]} 06:00:00,false,"
+                                  f"NOT_REQUIRED,{days[0]} 09:00:00" for i in range(20_000)],
+             "settlement_UNIONPAY.csv": [f"T{n}P{i},{n}P{i},10.00,SUCCESS,00,OK,"
+                                         f"{days[0]} 09:00:05" for i in range(20_000)]}
+    for name, lines in extra.items():
+        with open(folder / name, "a", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+    (folder / "settlement_UNIONPAY.ctl").write_text(
+        f"gateway=UNIONPAY\nbusiness_date={days[0]}\nscheme=iso8583\nrecords=20002\n"
+        f"amount_total=200100.00\n", encoding="utf-8")
+
+
+def test_dates_run_in_parallel_plan_as_if_run_one_after_another(database_url, tmp_path):
+    """--jobs 2: each date's actions wait for the dates before it, which its caps count."""
+    inbox = tmp_path / "inbox"
+    days = ["2026-12-01", "2026-12-02", "2026-12-03"]
+    write_slow_first_range(inbox, days)
+    result = recon("run", "--from", days[0], "--to", days[-1], "--jobs", "2", "--inbox",
+                   str(inbox), "--out", str(tmp_path / "out"), "--db", database_url,
+                   cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [(row["action"], row["attempts"]) for row in
+            (plan_row(tmp_path, day) for day in days)] == [("retry", "1"), ("retry", "2"),
+                                                          ("none", "3")]
 
 
 def test_a_rerun_of_an_earlier_date_does_not_count_its_own_attempts_twice(database_url, tmp_path):
