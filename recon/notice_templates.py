@@ -27,10 +27,11 @@ NOTICE_CAUSES = [RootCause.ACCOUNT_CLOSED, RootCause.CARD_UNBOUND, RootCause.ACC
 # money but no automatic debit is planned any more (the attempts reached their limit).
 RETRY_ON_NEW_CARD, NO_AUTOMATIC_RETRY = "retry_on_new_card", "no_automatic_retry"
 # Every template key, the one most in need of the borrower first: it picks the template of a
-# notice about several installments.
+# notice about several installments. A notice that says "no more automatic debits" comes last:
+# told so while another of their installments is still debited, a borrower may pay twice.
 TEMPLATE_KEYS = [RootCause.ACCOUNT_CLOSED.value, RootCause.CARD_UNBOUND.value,
                  RootCause.ACCOUNT_FROZEN.value, RootCause.INSTRUCTION_NOT_CONFIRMED.value,
-                 NO_AUTOMATIC_RETRY, RootCause.INSUFFICIENT_BALANCE.value, RETRY_ON_NEW_CARD]
+                 RootCause.INSUFFICIENT_BALANCE.value, RETRY_ON_NEW_CARD, NO_AUTOMATIC_RETRY]
 PLACEHOLDERS = frozenset({"amount", "card", "card_last4", "business_date", "due_by",
                           "installments"})
 CARD_LIKE = re.compile(r"[0-9](?:[ -]?[0-9]){12}")

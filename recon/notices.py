@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from recon.contract import RootCause, Status
+from recon.contract import MAX_AMOUNT_FEN, RootCause, Status
+from recon.errors import InputRefused
 from recon.formatting import fmt_yuan
 from recon.frames import (arrow_strings, join_texts, sorted_ranks, text_chunks, text_series,
                           yuan_text)
@@ -219,11 +220,13 @@ def compose(items: pd.DataFrame, templates: NoticeTemplates, business_date: dt.d
     starts = np.flatnonzero(np.diff(borrower[order], prepend=-1))  # each borrower's first row
     sizes = np.diff(np.append(starts, len(items)))
     first = ordered.iloc[starts].reset_index(drop=True)
+    amounts = np.add.reduceat(ordered["amount"].to_numpy(np.int64), starts)
+    _refuse_unstorable_totals(amounts, first, in_order, sizes)
     notices = pd.DataFrame({
         "borrower_id": first["borrower_id"],
         "template_key": first["template_key"],
         "card_last4": card_last_four(first["card_no_masked"]),
-        "amount": np.add.reduceat(ordered["amount"].to_numpy(np.int64), starts),
+        "amount": amounts,
         "count": sizes,
         "installments": joined_per_group(in_order["item"], sizes, first.index),
     })
@@ -240,6 +243,28 @@ def compose(items: pd.DataFrame, templates: NoticeTemplates, business_date: dt.d
     notices["content_key"] = content_keys(notices)
     notices["amount"] = notices["amount"].astype("int64")
     return notices[columns]
+
+
+def _refuse_unstorable_totals(amounts: np.ndarray, first: pd.DataFrame, in_order: pd.DataFrame,
+                              sizes: np.ndarray) -> None:
+    """A borrower's notice totalling more than NUMERIC(14,2) holds refuses the date, on every
+    database (as an installment settled that much does, run_report.refuse_unstorable_settled):
+    each installment fits, but a borrower's outstanding ones can add up past 999,999,999,999.99,
+    which PostgreSQL would refuse mid-write and SQLite would store. No borrower owes that much:
+    the installments are wrong, and a person must look at them."""
+    over = np.flatnonzero(amounts > MAX_AMOUNT_FEN)
+    if not over.size:
+        return
+    at = int(over[0])
+    start = int(np.sum(sizes[:at]))
+    items = in_order["item"].iloc[start:start + min(int(sizes[at]), 5)].tolist()
+    others = f" (and {over.size - 1} more borrower(s))" if over.size > 1 else ""
+    raise InputRefused(
+        f"borrower {first['borrower_id'].iloc[at]}'s installments not collected add up to "
+        f"{fmt_yuan(pd.Series([int(amounts[at])]))[0]}, more than NUMERIC(14,2) holds "
+        f"(999999999999.99) for their notice{others}; installments: {', '.join(items)}"
+        + (" ..." if sizes[at] > 5 else ""),
+        next_step="check those installments with loan servicing, then rerun the date")
 
 
 def joined_per_group(values: pd.Series, sizes: np.ndarray, index: pd.Index) -> pd.Series:

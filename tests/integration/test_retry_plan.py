@@ -227,3 +227,31 @@ def test_stored_plan_amounts_are_exact_and_the_trend_report_sums_them_exactly(da
                         if row["action"] == action and row["amount"]), Decimal("0.00"))
         assert Decimal(by_action[action]["amount"]) == expected
         assert by_action[action]["amount"] == f"{expected:.2f}", by_action[action]
+
+
+def test_a_notice_total_numeric_14_2_cannot_hold_refuses_the_date_on_every_database(
+        database_url, tmp_path):
+    day = "2026-12-01"
+    folder = tmp_path / "inbox" / day
+    folder.mkdir(parents=True)
+    n = day.replace("-", "")
+    rows = {
+        "installments.csv": [f"L{i},1,B1,{day},999999999999.99,CNY" for i in (1, 2)],
+        "bindings.csv": [f"K{i},L{i},tok{i},622202******1111,ICBC,ACTIVE,2025-01-01 00:00:00,"
+                         for i in (1, 2)],
+        "instructions.csv": [f"{n}0{i},L{i},1,UNIONPAY,999999999999.99,{day} 06:00:00,false,"
+                             f"NOT_REQUIRED,{day} 09:00:00" for i in (1, 2)],
+        "settlement_UNIONPAY.csv": [f"T{n}0{i},{n}0{i},999999999999.99,FAILED,51,余额不足,"
+                                    f"{day} 09:00:05" for i in (1, 2)],
+    }
+    for name, lines in rows.items():
+        (folder / name).write_text("\n".join([HEADERS[name]] + lines) + "\n", encoding="utf-8")
+    (folder / "settlement_UNIONPAY.ctl").write_text(
+        f"gateway=UNIONPAY\nbusiness_date={day}\nscheme=iso8583\nrecords=2\namount_total=0.00\n",
+        encoding="utf-8")
+    result = recon_run(day, database_url, tmp_path, inbox=tmp_path / "inbox")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "borrower B1" in result.stderr and "NUMERIC(14,2)" in result.stderr
+    assert query(database_url, "SELECT count(*) AS n FROM borrower_notices")[0].n == 0
+    assert query(database_url, "SELECT count(*) AS n FROM installment_outcomes")[0].n == 0

@@ -403,3 +403,31 @@ def test_no_debit_is_promised_once_the_attempts_reached_their_limit():
     notice = planned_notice(failed_51(), earlier=earlier(2))  # 2 earlier + 1 today = the cap
     assert notice["template_key"] == "no_automatic_retry"
     assert "不再自动扣款" in notice["message"] and "我们将再次扣款" not in notice["message"]
+
+
+def test_a_borrower_total_over_what_numeric_14_2_holds_refuses_the_date():
+    from recon.errors import InputRefused
+
+    with pytest.raises(InputRefused) as refused:
+        notices_of(outcome(loan="L1", outstanding=99_999_999_999_999),
+                   outcome(loan="L2", outstanding=99_999_999_999_999))
+    message = str(refused.value)
+    assert "borrower B1" in message and "1999999999999.98" in message
+    assert "L1/1/insufficient_balance, L2/1/insufficient_balance" in message
+    assert refused.value.exit_code == 3
+    assert len(notices_of(outcome(loan="L1", outstanding=99_999_999_999_999))) == 1  # fits
+
+
+def test_a_borrower_with_one_installment_still_debited_is_never_told_no_more_debits():
+    from tests.unit.test_classify import Day
+    from tests.unit.test_retry import earlier
+
+    # L1 reached its limit (2 earlier attempts + today's), L2 of the same borrower is retried.
+    day = (Day().binding("L1", card="622202******1111").binding("L2", card="622202******2222")
+           .installment("L1", borrower="B1", due="300.00")
+           .installment("L2", borrower="B1", due="200.00")
+           .instruction("I1", loan="L1").settlement("I1", status="FAILED", code="51")
+           .instruction("I2", loan="L2").settlement("I2", status="FAILED", code="51"))
+    notice = planned_notice(day, earlier=earlier(2))
+    assert notice["template_key"] == "insufficient_balance"
+    assert "不再自动扣款" not in notice["message"]
