@@ -407,9 +407,9 @@ def _stage_actions(staging_job: Future, retry_plan: pd.DataFrame, watch: pd.Data
     with phases("write_csv", business_date, run_id):
         try:
             staged.write("retry_plan.csv", retry_plan, RETRY_PLAN_COLUMNS,
-                         sentences={"reason"})
+                         own={"reason"})
             staged.write("watchlist.csv", watch, WATCHLIST_COLUMNS, bom=True,
-                         sentences={"evidence"})
+                         own={"evidence"})
             staged.prepare()
         except BaseException:
             staged.discard()

@@ -168,20 +168,21 @@ def protect_rejects(rejects: pd.DataFrame) -> pd.DataFrame:
     return rejects
 
 
-def safe_frame(frame: pd.DataFrame, sentences=frozenset()) -> pd.DataFrame:
-    """Every column as text, formula-safe; every column but the ids and `sentences` also
-    card-masked.
+def safe_frame(frame: pd.DataFrame, own=frozenset()) -> pd.DataFrame:
+    """Every column as text, formula-safe; every column but the ids and `own` also card-masked.
 
-    `sentences`: columns of recon's own sentences (an outcome's evidence, a retry's reason, a
-    watchlist row's evidence). They are built from ids, kept as they are, and from input text
-    that the row rules masked on intake (validate's free_text and code checks), so masking
-    them again could only mask an id they quote: a 16-digit binding id passes the Luhn check one
-    time in ten, and `binding 000000******7245` names no binding. The same text is stored.
+    `own`: columns recon writes itself, its sentences (an outcome's evidence, a retry's reason,
+    a watchlist row's evidence) and its numbers (the trend report's sums and counts). The
+    sentences are built from ids, kept as they are, and from input text that the row rules
+    masked on intake (validate's free_text and code checks), so masking them again could only
+    mask an id they quote: a 16-digit binding id passes the Luhn check one time in ten, and
+    `binding 000000******7245` names no binding. A sum of 13 digits is no card number either.
+    The same text is stored.
     """
     safe = frame.copy()
     for column in safe.columns:
         text = safe[column].astype("str").fillna("")
-        if column not in ID_COLUMNS and column not in sentences:
+        if column not in ID_COLUMNS and column not in own:
             text = mask_cards(text)
         safe[column] = defuse_formulas(text)
     return safe

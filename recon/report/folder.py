@@ -15,7 +15,7 @@ from recon.db import engine
 from recon.errors import UsageError
 from recon.report.page import render_html
 from recon.report.trend import (ACTIONS_BY_DAY_COLUMNS, BY_DAY_COLUMNS, BY_DAYS_PAST_DUE_COLUMNS,
-                                BY_GATEWAY_COLUMNS, BY_ROOT_CAUSE_COLUMNS,
+                                BY_GATEWAY_COLUMNS, BY_ROOT_CAUSE_COLUMNS, NUMBER_COLUMNS,
                                 RETRY_PLAN_BY_DAY_COLUMNS, Trend, actions_by_day, as_text,
                                 build_trend, days_past_due_table, retry_plan_table)
 from recon.sinks.reports import FILE_MODE, StagedReports, clean_up, output_errors
@@ -52,16 +52,15 @@ def write_report(trend: Trend, page: str, out_dir: Path) -> Path:
     name = f"report_{trend.date_from}_{trend.date_to}"
     staged = StagedReports(out_dir, name, uuid.uuid4().hex[:16])
     try:
-        staged.write("by_day.csv", as_text(trend.by_day), BY_DAY_COLUMNS, bom=True)
-        staged.write("by_gateway.csv", as_text(trend.by_gateway), BY_GATEWAY_COLUMNS, bom=True)
-        staged.write("by_root_cause.csv", as_text(trend.by_root_cause), BY_ROOT_CAUSE_COLUMNS,
-                     bom=True)
-        staged.write("by_days_past_due.csv", as_text(trend.by_days_past_due),
-                     BY_DAYS_PAST_DUE_COLUMNS, bom=True)
-        staged.write("retry_plan_by_day.csv", as_text(trend.retry_plan),
-                     RETRY_PLAN_BY_DAY_COLUMNS, bom=True)
-        staged.write("actions_by_day.csv", trend.actions_by_day, ACTIONS_BY_DAY_COLUMNS,
-                     bom=True)
+        for file, frame, columns in (
+                ("by_day.csv", as_text(trend.by_day), BY_DAY_COLUMNS),
+                ("by_gateway.csv", as_text(trend.by_gateway), BY_GATEWAY_COLUMNS),
+                ("by_root_cause.csv", as_text(trend.by_root_cause), BY_ROOT_CAUSE_COLUMNS),
+                ("by_days_past_due.csv", as_text(trend.by_days_past_due),
+                 BY_DAYS_PAST_DUE_COLUMNS),
+                ("retry_plan_by_day.csv", as_text(trend.retry_plan), RETRY_PLAN_BY_DAY_COLUMNS),
+                ("actions_by_day.csv", trend.actions_by_day, ACTIONS_BY_DAY_COLUMNS)):
+            staged.write(file, frame, columns, bom=True, own=NUMBER_COLUMNS)
         page_path = staged.folder / "report.html"
         with output_errors(name, page_path):
             page_path.write_text(page, encoding="utf-8")

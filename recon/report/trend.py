@@ -39,6 +39,13 @@ BY_ROOT_CAUSE_COLUMNS = ["business_date", "gateway", "root_cause", "root_cause_z
 BY_DAYS_PAST_DUE_COLUMNS = ["business_date", "days_past_due", "installments", "collected",
                             "not_collected", "amount_outstanding"]
 RETRY_PLAN_BY_DAY_COLUMNS = ["business_date", "action", "rows", "amount"]
+# The columns of sums, counts and rates: numbers recon computed, never card-masked (a sum over
+# many days can have 13 digits).
+NUMBER_COLUMNS = frozenset({"installments", "collected", "not_collected", "failure_rate",
+                            "amount_due", "amount_outstanding", "amount_overpaid", "rate_of_day",
+                            "rows", "amount", "notices_sms", "notices_call", "notices_cancelled",
+                            "watchlist_no_active_binding", "watchlist_binding_ended",
+                            "watchlist_repeated_borrower_failure"})
 DAYS_PAST_DUE_ORDER = ["0", "1-30", "31-60", "over 60"]
 PROVISIONAL = "incomplete"
 # CONTRACT 7 per day: live (not cancelled) notices by channel, withdrawn ones, watchlist by risk.

@@ -82,10 +82,10 @@ class StagedReports:
         return os.path.join(RUNS, self.business_date, self.run_id)
 
     def write(self, name: str, frame: pd.DataFrame, columns: list[str], *,
-              bom: bool = False, sentences=frozenset()) -> None:
-        """`frame`'s `columns` as `name`, every column but ids and recon's own `sentences`
-        card-masked (protect.safe_frame)."""
-        safe = safe_frame(frame.reindex(columns=columns), sentences)
+              bom: bool = False, own=frozenset()) -> None:
+        """`frame`'s `columns` as `name`, every column but ids and recon's `own` sentences and
+        numbers card-masked (protect.safe_frame)."""
+        safe = safe_frame(frame.reindex(columns=columns), own)
         path = self.folder / name
         with output_errors(self.business_date, path):
             write_csv(path, safe, bom=bom)
@@ -278,7 +278,7 @@ def stage_reports(out_dir: Path, business_date: str, run_id: str, exceptions: pd
     staged = StagedReports(out_dir, business_date, run_id)
     try:
         staged.write("exceptions.csv", exceptions, EXCEPTIONS_COLUMNS, bom=True,
-                     sentences={"evidence"})
+                     own={"evidence"})
         staged.write("settlement_exceptions.csv", settlement_exceptions,
                      SETTLEMENT_EXCEPTIONS_COLUMNS)
         staged.write("rejects.csv", rejects, REJECTS_COLUMNS)

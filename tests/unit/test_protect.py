@@ -153,3 +153,14 @@ def test_notice_ids_digests_and_item_lists_are_ids_kept_as_they_are():
     assert frame.iloc[0].tolist()[:3] == [digest, "x-6222021234567890",
                                          "6222021234567890/1/card_unbound"]
     assert frame.iloc[0]["message"] == "卡411111******1111"
+
+
+def test_recons_own_columns_are_not_masked_again_but_still_defused():
+    """Sentences quoting ids and numbers recon computed (a 13-digit sum passes Luhn at times)."""
+    frame = pd.DataFrame({"amount": ["6222021234567890.00"], "reason": ["binding 6222021234567890"],
+                          "response_msg": ["卡6222021234567890"], "evidence": ["=1+1"]})
+    safe = safe_frame(frame, own={"amount", "reason", "evidence"})
+    assert safe.loc[0, "amount"] == "6222021234567890.00"
+    assert safe.loc[0, "reason"] == "binding 6222021234567890"
+    assert safe.loc[0, "response_msg"] == "卡622202******7890"
+    assert safe.loc[0, "evidence"] == "'=1+1"
