@@ -157,10 +157,10 @@ def test_notice_ids_digests_and_item_lists_are_ids_kept_as_they_are():
 
 def test_recons_own_columns_are_not_masked_again_but_still_defused():
     """Sentences quoting ids and numbers recon computed (a 13-digit sum passes Luhn at times)."""
-    frame = pd.DataFrame({"amount": ["6222021234567890.00"], "reason": ["binding 6222021234567890"],
-                          "response_msg": ["卡6222021234567890"], "evidence": ["=1+1"]})
+    frame = pd.DataFrame({"amount": ["6258070000111129.00"], "reason": ["binding 6258070000111129"],
+                          "response_msg": ["卡6258070000111129"], "evidence": ["=1+1"]})
     safe = safe_frame(frame, own={"amount", "reason", "evidence"})
-    assert safe.loc[0, "amount"] == "6222021234567890.00"
-    assert safe.loc[0, "reason"] == "binding 6222021234567890"
-    assert safe.loc[0, "response_msg"] == "卡622202******7890"
+    assert safe.loc[0, "amount"] == "6258070000111129.00"
+    assert safe.loc[0, "reason"] == "binding 6258070000111129"
+    assert safe.loc[0, "response_msg"] == "卡625807******1129"
     assert safe.loc[0, "evidence"] == "'=1+1"
