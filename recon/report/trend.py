@@ -121,8 +121,16 @@ def build_trend(groups: pd.DataFrame, runs: pd.DataFrame, date_from: dt.date,
     runs = runs.assign(business_date=runs["business_date"].astype("str"))[
         ["business_date", "run_id", "outcome"]].rename(columns={"outcome": "run_outcome"}) \
         .drop_duplicates("business_date", keep="last")
-    by_day = by_day.merge(runs, on="business_date", how="left").fillna(
-        {"run_id": "", "run_outcome": ""})[BY_DAY_COLUMNS]
+    # Every date with a committed run has a row, also one with no installment (its watchlist
+    # and notices count all the same): zero installments, a failure rate of 0.
+    by_day = by_day.merge(runs, on="business_date", how="outer").fillna(
+        {"run_id": "", "run_outcome": "", "installments": 0, "collected": 0,
+         "not_collected": 0, "amount_due": 0, "amount_outstanding": 0, "amount_overpaid": 0,
+         "failure_rate": 0.0})
+    by_day = by_day.astype({column: "int64" for column in (
+        "installments", "collected", "not_collected", "amount_due", "amount_outstanding",
+        "amount_overpaid")}).sort_values("business_date", kind="stable").reset_index(
+        drop=True)[BY_DAY_COLUMNS]
 
     by_gateway = groups.groupby(["business_date", "gateway"], as_index=False).agg(**totals)
     by_gateway["failure_rate"] = _rate(by_gateway["not_collected"], by_gateway["installments"])

@@ -122,12 +122,16 @@ def read_retry_actions(database: Database, date_from: str, date_to: str) -> pd.D
 
 
 def read_stored_runs(database: Database, date_from: str, date_to: str) -> pd.DataFrame:
-    """Per business date with results, the run that wrote them: run_id, outcome, exit_code."""
+    """Per business date with results, the run whose results D's tables hold (the last that
+    committed: done or incomplete): run_id, outcome, exit_code. A date with no installment is
+    one too (its watchlist and notices are results)."""
+    committed = "outcome IN ('done', 'incomplete')"
     return _rows_by_day(
-        database, "SELECT s.business_date, s.run_id, r.outcome, r.exit_code, r.ended_at "
-        "FROM (SELECT business_date, min(run_id) AS run_id FROM installment_outcomes "
-        "      WHERE business_date BETWEEN :a AND :b GROUP BY business_date) s "
-        "JOIN recon_runs r ON r.run_id = s.run_id ORDER BY s.business_date", date_from, date_to)
+        database, f"SELECT r.business_date, r.run_id, r.outcome, r.exit_code, r.ended_at "
+        f"FROM recon_runs r WHERE r.business_date BETWEEN :a AND :b AND r.{committed} "
+        f"AND r.ended_at = (SELECT max(x.ended_at) FROM recon_runs x "
+        f"WHERE x.business_date = r.business_date AND x.{committed}) "
+        f"ORDER BY r.business_date", date_from, date_to)
 
 
 def read_borrower_failures(database: Database, date_from: str, date_to: str,

@@ -357,3 +357,32 @@ def test_postgres_gives_the_same_report_and_run_diff_as_sqlite(stored, postgres_
     assert read_csv(tmp_path / "out" / DAYS[1] / "changes.csv") == \
         read_csv(sqlite_folder.parent / DAYS[1] / "changes.csv")
     assert len(read_csv(tmp_path / "out" / DAYS[1] / "changes.csv")) == 2
+
+
+def test_a_date_with_no_installment_has_its_row_and_its_watchlist_counted(tmp_path):
+    """A committed date with an empty installments.csv still has results (its watchlist)."""
+    day = "2026-11-24"
+    folder = tmp_path / "inbox" / day
+    folder.mkdir(parents=True)
+    (folder / "installments.csv").write_text(
+        "loan_id,installment_no,borrower_id,due_date,amount_due,currency\n", encoding="utf-8")
+    (folder / "bindings.csv").write_text(
+        "binding_id,loan_id,account_token,card_no_masked,bank_code,status,bound_at,unbound_at\n"
+        f"K1,L1,tok1,622202******1111,ICBC,UNBOUND,2025-01-01 00:00:00,{day} 10:00:00\n",
+        encoding="utf-8")
+    (folder / "instructions.csv").write_text(
+        "instruction_id,loan_id,installment_no,gateway,amount,created_at,confirm_required,"
+        "confirm_status,sent_at\n", encoding="utf-8")
+    database = f"sqlite:///{tmp_path / 'recon.db'}"
+    ran = invoke("run", "--date", day, "--inbox", tmp_path / "inbox", "--out", tmp_path / "out",
+                 "--db", database)
+    assert ran.exit_code == 0, ran.output
+    result = invoke("report", "--from", day, "--to", day, "--db", database, "--out",
+                    tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "out" / f"report_{day}_{day}"
+    [row] = read_csv(report / "by_day.csv")
+    assert (row["business_date"], row["installments"], row["run_outcome"]) == (day, "0", "done")
+    [actions] = read_csv(report / "actions_by_day.csv")
+    assert (actions["watchlist_no_active_binding"], actions["watchlist_binding_ended"]) == \
+        ("1", "1")
