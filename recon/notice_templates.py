@@ -13,7 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError,
+                      field_validator, model_validator)
 
 from recon.contract import RootCause
 from recon.errors import UsageError
@@ -46,7 +47,7 @@ class NoticeTemplate(BaseModel):
     channel: Literal["sms", "call"] = "sms"
     """`call` sends every notice of this template to the call centre."""
 
-    act_within_days: int = Field(default=1, ge=0, le=30)
+    act_within_days: StrictInt = Field(default=1, ge=0, le=30)
     """{due_by} = the day the notice may first be sent + this many days."""
 
     @field_validator("text")
@@ -76,7 +77,7 @@ class NoticePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     call_at_amount: Decimal = Field(default=Decimal("10000.00"), gt=0, decimal_places=2)
-    call_on_repeated_failure: bool = True
+    call_on_repeated_failure: StrictBool = True
     send_from: dt.time = dt.time(9, 0)
     send_until: dt.time = dt.time(21, 0)
 

@@ -8,7 +8,8 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError,
+                      field_validator, model_validator)
 
 from recon.contract import RootCause
 from recon.errors import UsageError
@@ -44,11 +45,11 @@ class CausePolicy(BaseModel):
     at: dt.time | None = None
     """A debit's earliest time is the next time the local clock reads this (else the start of
     the debit window, or now when inside it)."""
-    delay_hours: float = Field(default=0.0, ge=0.0, le=24 * 31)
+    delay_hours: float = Field(default=0.0, ge=0.0, le=24 * 31, allow_inf_nan=False)
     """Hours to wait first: after now, or for gateway_outage after the incident's end."""
-    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    max_attempts: StrictInt | None = Field(default=None, ge=1, le=100)
     """Most sent attempts over the installment's life; a debit past it becomes `none`."""
-    retry_on_rebind: bool = False
+    retry_on_rebind: StrictBool = False
     """Retry on the new binding when the card was rebound after the failure."""
 
     @field_validator("at", mode="before")

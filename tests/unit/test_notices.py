@@ -220,8 +220,13 @@ def test_an_operator_file_overrides_only_what_it_sets(tmp_path):
     ('[policy]\nsend_from = "22:00"\n', ["policy", "send_from must be before send_until"]),
     ('[policy]\ncall_at_amount = "12.345"\n', ["policy.call_at_amount"]),
     ('[templates.card_unbound\n', ["not TOML"]),
+    ('[policy]\ncall_on_repeated_failure = "yes"\n', ["policy.call_on_repeated_failure",
+                                                       "boolean"]),
+    ('[templates.card_unbound]\nact_within_days = true\n',
+     ["templates.card_unbound.act_within_days", "integer"]),
 ], ids=["unknown placeholder", "format spec", "card number", "cause without notices",
-        "misspelt key", "unknown channel", "night window", "three decimals", "broken TOML"])
+        "misspelt key", "unknown channel", "night window", "three decimals", "broken TOML",
+        "text for a boolean", "boolean for a number"])
 def test_a_mistake_in_the_operator_file_is_a_usage_error_naming_file_key_and_problem(
         tmp_path, content, named):
     path = tmp_path / "notices.toml"
