@@ -406,7 +406,7 @@ def _stage_actions(staging_job: Future, retry_plan: pd.DataFrame, watch: pd.Data
     staged = staging_job.result()
     with phases("write_csv", business_date, run_id):
         try:
-            staged.write("retry_plan.csv", retry_plan, RETRY_PLAN_COLUMNS,
+            staged.write("retry_plan.csv", retry_plan, RETRY_PLAN_COLUMNS, bom=True,
                          own={"reason"})
             staged.write("watchlist.csv", watch, WATCHLIST_COLUMNS, bom=True,
                          own={"evidence"})
