@@ -127,7 +127,7 @@ def incident_ends(gateways: pd.Series, sent_at: pd.Series, incidents: pd.DataFra
 PLAN_INPUTS = ["loan_id", "installment_no", "borrower_id", "loan_code", "status", "root_cause",
                "amount_due", "amount_settled", "days_past_due", "attempts",
                "attempts_awaiting_file", "attempts_unanswered", "attempts_pending", "gateway",
-               "deciding_gateway",
+               "deciding_gateway", "rule",
                "deciding_sent_at", "latest_created_at"]
 
 

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recon.contract import RootCause
+from recon.rules import Rule
 from recon.formatting import fmt_local
 from recon.frames import arrow_strings, join_texts, yuan_text
 
@@ -103,6 +104,10 @@ def reasons(rows, choice, step, gateway, other, attempts, cap, incident_end, bin
         (policy & (choice == "wait_for_file"), fixed("wait for the settlement file, then rerun D")),
         (policy & (choice == "none") & is_cause(R.ACCOUNT_FROZEN.value),
          fixed("account frozen: no debit; contact the borrower and check for a judicial freeze")),
+        (policy & (choice == "none") & is_cause(R.UNCLASSIFIED.value)
+         & (rows["rule"].to_numpy(np.int64) == Rule.ANYTHING_ELSE),
+         lambda p: join_texts("every attempt succeeded, yet ", p["yuan"], " is still owed: no "
+                              "automatic debit; investigate the instructions' amounts")),
         (policy & (choice == "none") & is_cause(R.UNCLASSIFIED.value),
          fixed("cause not recognised: no automatic debit; investigate and extend the code map")),
         (policy & (choice == "none"),

@@ -160,6 +160,8 @@ def test_a_duplicate_debit_of_an_installment_still_short_is_not_refunded():
     # Every attempt succeeded yet less than due is settled: CONTRACT 3's rule 4, for a person.
     installment = only(rows[rows["subject"] == "installment"])
     assert (installment["status"], installment["root_cause"]) == ("partially_paid", "unclassified")
+    assert installment["reason"] == ("every attempt succeeded, yet 200.00 is still owed: no "
+                                     "automatic debit; investigate the instructions' amounts")
 
 
 # --- never debit before an outcome is known -----------------------------------------------------
