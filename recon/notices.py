@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from recon.contract import MAX_AMOUNT_FEN, RootCause, Status
 from recon.errors import InputRefused
+from recon.ids import isin
 from recon.formatting import fmt_yuan
 from recon.frames import (arrow_strings, join_texts, sorted_ranks, text_chunks, text_series,
                           yuan_text)
@@ -103,23 +104,34 @@ def planned_templates(items: pd.DataFrame, plan: pd.DataFrame,
     special = special.assign(
         installment_no=special["installment_no"].astype("int64"),
         template_key=np.where(rebound[rebound | gave_up], RETRY_ON_NEW_CARD, NO_AUTOMATIC_RETRY))
+    special["card_no_masked"] = ""
     if bindings is not None and len(bindings):
-        card_of = bindings.drop_duplicates("binding_id", keep="last").set_index("binding_id")[
+        # Only the few new bindings are looked up, not the day's million.
+        wanted = set(special["binding_id"].dropna()) - {""}
+        named = bindings.loc[isin(bindings["binding_id"], wanted) if wanted else
+                             np.zeros(len(bindings), dtype=bool), ["binding_id", "card_no_masked"]]
+        card_of = named.drop_duplicates("binding_id", keep="last").set_index("binding_id")[
             "card_no_masked"]
-        special["card_no_masked"] = special["binding_id"].map(card_of).fillna("").astype("str")
-    else:
-        special["card_no_masked"] = ""
+        if len(card_of):
+            special["card_no_masked"] = special["binding_id"].map(card_of).fillna("").astype(
+                "str")
+    # Only the items of the loans concerned are matched.
+    candidates = np.flatnonzero(isin(items["loan_id"], set(special["loan_id"])))
+    if not candidates.size:
+        return items
     found = special.drop_duplicates(["loan_id", "installment_no"]).set_index(
         ["loan_id", "installment_no"]).reindex(
-        pd.MultiIndex.from_frame(items[["loan_id", "installment_no"]]))
-    at = np.flatnonzero(found["template_key"].notna().to_numpy())
+        pd.MultiIndex.from_frame(items.iloc[candidates][["loan_id", "installment_no"]]))
+    hit = found["template_key"].notna().to_numpy()
+    at = candidates[hit]
     if not at.size:
         return items
+    keys = found["template_key"].to_numpy()[hit]
+    cards = found["card_no_masked"].fillna("").to_numpy()[hit]
     items = items.copy()
-    items.loc[at, "template_key"] = found["template_key"].to_numpy()[at]
-    new_card = at[(found["template_key"].to_numpy()[at] == RETRY_ON_NEW_CARD)
-                  & (found["card_no_masked"].fillna("").to_numpy()[at] != "")]
-    items.loc[new_card, "card_no_masked"] = found["card_no_masked"].to_numpy()[new_card]
+    items.loc[at, "template_key"] = keys
+    new_card = (keys == RETRY_ON_NEW_CARD) & (cards != "")
+    items.loc[at[new_card], "card_no_masked"] = cards[new_card]
     return items
 
 
