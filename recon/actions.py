@@ -8,9 +8,11 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 import pandas as pd
+import pyarrow.compute as pc
 
 from recon.clock import utc_now
 from recon.config import Settings
+from recon.frames import arrow_strings
 from recon.intake import DayInputs
 from recon.notices import Outbox, notice_items
 from recon.retry import plan_retries
@@ -83,9 +85,15 @@ def clean_gateways(inputs: DayInputs, suspected: pd.DataFrame, tz) -> list[str]:
                                              "gateway"].str.upper())
     if len(suspected):
         troubled |= set(suspected["gateway"].astype(str).str.upper())
-    successes = inputs.settlements.loc[inputs.settlements["status"] == "SUCCESS", "gateway"]
-    # Counted first, then the handful of distinct gateways upper-cased (not every row).
-    per_gateway = successes.value_counts()
-    counts = per_gateway.groupby(per_gateway.index.str.upper()).sum()
+    # SUCCESS rows counted per gateway in Arrow (no frame of a million rows copied), then the
+    # handful of distinct gateways upper-cased.
+    settlements = inputs.settlements
+    counts: dict[str, int] = {}
+    if len(settlements):
+        success = pc.equal(arrow_strings(settlements["status"]), "SUCCESS")
+        for item in pc.value_counts(pc.filter(arrow_strings(settlements["gateway"]),
+                                              success)).to_pylist():
+            gateway = str(item["values"]).upper()
+            counts[gateway] = counts.get(gateway, 0) + int(item["counts"])
     usable = [gateway for gateway in inputs.arrived_gateways if gateway not in troubled]
     return sorted(usable, key=lambda gateway: (-int(counts.get(gateway, 0)), gateway))
