@@ -15,9 +15,9 @@ from sqlalchemy.exc import DBAPIError
 from recon.db.engine import Database
 
 
-def _copy_csv(frame: pd.DataFrame) -> bytes:
-    """The frame as COPY's CSV, UTF-8: missing values and empty strings as unquoted empty
-    fields (NULL), every other string quoted.
+def _copy_table(frame: pd.DataFrame) -> pa.Table:
+    """The frame as the Arrow table COPY's CSV is written from: missing values and empty
+    strings as unquoted empty fields (NULL), every other string quoted.
 
     Arrow's CSV writer is about ten times faster than DataFrame.to_csv (0.04 s against 0.42 s
     for 100k outcome rows).
@@ -31,10 +31,36 @@ def _copy_csv(frame: pd.DataFrame) -> bytes:
             empty_as_null = pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type),
                                        column)
             table = table.set_column(index, table.field(index), empty_as_null)
-    sink = io.BytesIO()
-    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False,
-                                                      quoting_style="needed"))
-    return sink.getvalue()
+    return table
+
+
+CSV_OPTIONS = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+
+
+class _CsvStream(io.RawIOBase):
+    """COPY's CSV of a table (UTF-8), written a batch at a time as the driver reads it: the
+    whole text of a million rows (150 MB) is never held at once beside the frame and table."""
+
+    def __init__(self, table: pa.Table, rows_per_batch: int = 65_536) -> None:
+        super().__init__()
+        self._batches = iter(table.to_batches(max_chunksize=rows_per_batch))
+        self._chunk, self._at = memoryview(b""), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        while self._at >= len(self._chunk):
+            batch = next(self._batches, None)
+            if batch is None:
+                return 0
+            sink = io.BytesIO()
+            pa_csv.write_csv(batch, sink, CSV_OPTIONS)
+            self._chunk, self._at = memoryview(sink.getvalue()), 0
+        size = min(len(target), len(self._chunk) - self._at)
+        target[:size] = self._chunk[self._at:self._at + size]
+        self._at += size
+        return size
 
 
 COPY_CHUNK_BYTES = 1 << 20  # psycopg2 reads the stream 8 KiB at a time unless told otherwise
@@ -48,9 +74,9 @@ def copy_frame(connection: Connection, table: str, columns: list[str], frame: pd
     # sparing the first reader and vacuum a rewrite of every page.
     options = "FORMAT csv, FREEZE" if freeze else "FORMAT csv"
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH ({options})"
-    buffer = io.BytesIO(_copy_csv(frame))
+    stream = io.BufferedReader(_CsvStream(_copy_table(frame)), buffer_size=COPY_CHUNK_BYTES)
     with _driver_copy(connection, statement) as cursor:
-        cursor.copy_expert(statement, buffer, size=COPY_CHUNK_BYTES)
+        cursor.copy_expert(statement, stream, size=COPY_CHUNK_BYTES)
 
 
 @contextmanager

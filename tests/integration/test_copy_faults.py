@@ -4,9 +4,7 @@ in the message, the log or the run's ledger row; D's previous results as they we
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
-import types
 
 import pytest
 import sqlalchemy as sa
@@ -25,22 +23,13 @@ pytestmark = pytest.mark.postgres
 
 
 def terminating_stream(url: str, after_reads: int):
-    """io with a BytesIO whose reads end the reading COPY's server session after a few
+    """bulk's COPY stream, whose reads end the reading COPY's server session after a few
     chunks: the session is terminated while the server is taking rows."""
     admin = sa.create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
     reads = {"n": 0}
 
-    class Stream(io.BytesIO):
-        # Only the streams COPY FROM reads rows out of (made with their bytes) are counted, not
-        # the empty buffers COPY TO and the CSV writer fill (the stored outcomes are read back
-        # from one in small blocks beside the load).
-        def __init__(self, initial_bytes: bytes = b"") -> None:
-            super().__init__(initial_bytes)
-            self.feeds_copy = bool(initial_bytes)
-
-        def read(self, *args):
-            if not self.feeds_copy:
-                return super().read(*args)
+    class Stream(bulk._CsvStream):
+        def readinto(self, target) -> int:
             reads["n"] += 1
             if reads["n"] == after_reads:
                 with admin.connect() as connection:
@@ -49,17 +38,17 @@ def terminating_stream(url: str, after_reads: int):
                         "WHERE datname = current_database() AND query LIKE 'COPY %'"
                         " AND pid <> pg_backend_pid()")).scalars().all()
                 assert ended == [True]
-            return super().read(*args)
+            return super().readinto(target)
 
-    return types.SimpleNamespace(BytesIO=Stream, StringIO=io.StringIO), admin
+    return Stream, admin
 
 
 def test_session_ended_during_copy_is_one_line_without_data(postgres_url, tmp_path,
                                                             monkeypatch, caplog, capfd):
     assert recon_run(DAY, postgres_url, tmp_path).returncode == expected_exit_code(DAY)
     before = snapshot(postgres_url, DAY)
-    fake_io, admin = terminating_stream(postgres_url, after_reads=3)
-    monkeypatch.setattr(bulk, "io", fake_io)
+    stream, admin = terminating_stream(postgres_url, after_reads=3)
+    monkeypatch.setattr(bulk, "_CsvStream", stream)
     monkeypatch.setattr(bulk, "COPY_CHUNK_BYTES", 256)  # several reads for the fixture's rows
     settings = Settings(inbox=FIXTURES / "inbox", out=tmp_path / "out",
                         database_url=postgres_url)
