@@ -234,6 +234,7 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
             changes = outcome_changes(previous, stored_rows)
             changes.insert(0, "business_date", day)
             report.changes = transition_counts(changes)
+            del previous  # a rerun's million previous outcomes: not held through the write
         suspected = outages_job.result()
         report.suspected_incidents = suspected.to_dict("records")
         settlement_exceptions = decisions.settlement_exceptions.assign(
@@ -259,6 +260,7 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
                     write.replace_outcomes, stored_rows,
                     settlement_exceptions.assign(run_id=run_id),
                     rejects.rename(columns={"column": "column_name"}).assign(run_id=run_id))
+                del stored_rows  # the writer's job holds them until they are sent, no longer
                 writes = [outcomes_written]
                 try:
                     retry_plan = plan(business_date, settings, inputs, decisions, ids, suspected,
@@ -270,6 +272,10 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
                                         run_id, side)
                     writes.append(writer.submit(_after, outcomes_written, write.replace_actions,
                                                 watchlist=watch))
+                    # D's input frames and outcomes are not needed past the actions: let them go
+                    # before the write's last part (the notices), where the run peaks in memory.
+                    digests = {entry.file: entry.sha256 for entry in inputs.ledger}
+                    del inputs, decisions, outcomes, ids
                 finally:
                     for job in writes:
                         _settle(job)  # the connection is the writer's until then
@@ -292,7 +298,7 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
                     staging_job.result()
                     write.close_run(
                         outcome, exit_code,
-                        digests={entry.file: entry.sha256 for entry in inputs.ledger},
+                        digests=digests,
                         counts=counts, message=report.message, ended_at=utc_now(),
                         reports_path=str(reports.runs_folder(settings.out, day).resolve()
                                          / run_id))
