@@ -22,6 +22,11 @@ def arrow_strings(column: pd.Series) -> pa.Array | pa.ChunkedArray:
     return array if array.type == pa.large_string() else array.cast(pa.large_string())
 
 
+def chunks_of(values: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    """The arrays a column is made of: its chunks, or the one array."""
+    return values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+
+
 def text_series(text: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
     """Arrow text as a pandas `str` column on `index`."""
     series = text.to_pandas()
@@ -95,7 +100,7 @@ def _digit_group(number: np.ndarray) -> pa.Array:
 
 def text_chunks(values: pa.Array | pa.ChunkedArray):
     """(offsets, bytes, valid) of each chunk of a large_string column, zero-copy."""
-    for chunk in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
+    for chunk in chunks_of(values):
         if not len(chunk):
             continue
         offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)[

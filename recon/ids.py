@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recon.frames import arrow_strings, dictionary_codes
+from recon.frames import arrow_strings, chunks_of, dictionary_codes
 
 NO_ROW = -1  # a position meaning "no such row"
 
@@ -27,8 +27,7 @@ NO_ROW = -1  # a position meaning "no such row"
 def shared_codes(*columns: pd.Series) -> tuple[list[np.ndarray], pa.Array]:
     """Integer codes of `columns` over one shared dictionary (first appearance order)."""
     arrays = [arrow_strings(column) for column in columns]
-    chunks = [chunk for array in arrays
-              for chunk in (array.chunks if isinstance(array, pa.ChunkedArray) else [array])]
+    chunks = [chunk for array in arrays for chunk in chunks_of(array)]
     indices, dictionary = dictionary_codes(pa.chunked_array(chunks, type=pa.large_string()))
     bounds = np.cumsum([0] + [len(column) for column in columns])
     return [indices[bounds[i]:bounds[i + 1]] for i in range(len(columns))], dictionary

@@ -105,11 +105,10 @@ def planned_templates(items: pd.DataFrame, plan: pd.DataFrame,
         installment_no=special["installment_no"].astype("int64"),
         template_key=np.where(rebound[rebound | gave_up], RETRY_ON_NEW_CARD, NO_AUTOMATIC_RETRY))
     special["card_no_masked"] = ""
-    if bindings is not None and len(bindings):
+    wanted = set(special["binding_id"].dropna()) - {""}
+    if bindings is not None and wanted:
         # Only the few new bindings are looked up, not the day's million.
-        wanted = set(special["binding_id"].dropna()) - {""}
-        named = bindings.loc[isin(bindings["binding_id"], wanted) if wanted else
-                             np.zeros(len(bindings), dtype=bool), ["binding_id", "card_no_masked"]]
+        named = bindings.loc[isin(bindings["binding_id"], wanted), ["binding_id", "card_no_masked"]]
         card_of = named.drop_duplicates("binding_id", keep="last").set_index("binding_id")[
             "card_no_masked"]
         if len(card_of):

@@ -192,7 +192,9 @@ def plan_retries(outcomes: pd.DataFrame, *, bindings: pd.DataFrame, loan_of_bind
     overpaid = (status == Status.OVERPAID.value).to_numpy(bool)
     # Duplicate debits are refunded row by row (below); an overpaid installment's own refund is
     # what its duplicates do not already return.
-    duplicated = _duplicated_per_installment(rows, duplicates, instructions)
+    # The duplicate debits with their installments, looked up once for both uses below.
+    extra = _duplicate_debits(duplicates, instructions)
+    duplicated = _duplicated_per_installment(rows, extra)
     due, settled = rows["amount_due"].to_numpy(np.int64), rows["amount_settled"].to_numpy(np.int64)
     refund_left = np.maximum(settled - due - duplicated, 0)
     covered = overpaid & (refund_left == 0)
@@ -278,7 +280,7 @@ def plan_retries(outcomes: pd.DataFrame, *, bindings: pd.DataFrame, loan_of_bind
     order = np.lexsort((sorted_ranks(plan["installment_no"]), sorted_ranks(rows["loan_id"]),
                         sorted_ranks(plan["action"])))
     plan = plan.iloc[order]
-    refunds = _duplicate_refunds(duplicates, instructions, outcomes, business_date, now_ns, tz)
+    refunds = _duplicate_refunds(extra, outcomes, business_date, now_ns, tz)
     return pd.concat([plan, refunds], ignore_index=True)[RETRY_PLAN_COLUMNS]
 
 
@@ -321,10 +323,9 @@ def _duplicate_debits(duplicates: pd.DataFrame, instructions: pd.DataFrame) -> p
     return extra.join(of, on="instruction_id")
 
 
-def _duplicated_per_installment(rows: pd.DataFrame, duplicates: pd.DataFrame,
-                                instructions: pd.DataFrame) -> np.ndarray:
-    """Per row, the fen its duplicate debits took (refunded by their own plan rows)."""
-    extra = _duplicate_debits(duplicates, instructions)
+def _duplicated_per_installment(rows: pd.DataFrame, extra: pd.DataFrame) -> np.ndarray:
+    """Per row, the fen its duplicate debits (`extra`: _duplicate_debits) took, refunded by
+    their own plan rows."""
     if not len(extra) or not len(rows):
         return np.zeros(len(rows), dtype=np.int64)
     totals = extra.groupby(["loan_id", "installment_no"])["amount"].sum()
@@ -338,16 +339,15 @@ def _duplicated_per_installment(rows: pd.DataFrame, duplicates: pd.DataFrame,
     return duplicated
 
 
-def _duplicate_refunds(duplicates: pd.DataFrame, instructions: pd.DataFrame,
-                       outcomes: pd.DataFrame, business_date: dt.date, now_ns: int,
-                       tz: ZoneInfo) -> pd.DataFrame:
-    """One refund row per duplicate debit (each extra SUCCESS row of an instruction).
+def _duplicate_refunds(joined: pd.DataFrame, outcomes: pd.DataFrame, business_date: dt.date,
+                       now_ns: int, tz: ZoneInfo) -> pd.DataFrame:
+    """One refund row per duplicate debit (each extra SUCCESS row of an instruction; `joined`:
+    _duplicate_debits).
 
     An installment's refunds never exceed what it was overpaid (settled - due): a duplicate
     debit that covered what it still owed (an instruction for part of the amount, debited
     twice) is refunded only beyond that, and not at all when the installment is not overpaid;
     its own plan row then collects nothing either (plan_retries: `duplicates`)."""
-    joined = _duplicate_debits(duplicates, instructions)
     if not len(joined):
         return pd.DataFrame(columns=RETRY_PLAN_COLUMNS)
     concerned = outcomes[isin(outcomes["loan_id"], set(joined["loan_id"].dropna()))]

@@ -145,9 +145,9 @@ def latest_answers(settlements: pd.DataFrame, instruction_of: np.ndarray,
         (instruction_of >= 0)
     rows = latest_per_group(np.where(is_answer, instruction_of, NO_ROW),
                             nanos(settlements["txn_time"]), settlements["gateway_txn_id"])
-    answer_of = np.full(max(n_instructions, 1), NO_ROW, dtype=np.int64)
+    answer_of = np.full(n_instructions, NO_ROW, dtype=np.int64)
     answer_of[instruction_of[rows]] = rows
-    return answer_of[:n_instructions]
+    return answer_of
 
 
 def explain_deciding_attempts(deciding: pd.DataFrame, deciding_rows: np.ndarray,

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recon.contract import BINDING_STATUSES, CONFIRM_STATUSES, SETTLEMENT_STATUSES
-from recon.frames import arrow_strings
+from recon.frames import arrow_strings, chunks_of
 from recon.protect import mask_cards
 
 AMOUNT_PATTERN = r"0*[0-9]{1,12}(?:\.[0-9]{1,2})?"  # leading zeros do not count
@@ -121,7 +121,7 @@ def _scaled_integers(decimals: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     """The integers a decimal128 column stores (the value times 10**scale), as int64: the low
     64 bits of each little-endian 128-bit value, enough for NUMERIC(14,2)'s range."""
     chunks = []
-    for chunk in decimals.chunks if isinstance(decimals, pa.ChunkedArray) else [decimals]:
+    for chunk in chunks_of(decimals):
         words = np.frombuffer(chunk.buffers()[1], dtype=np.int64)[
             2 * chunk.offset: 2 * (chunk.offset + len(chunk))][::2] if len(chunk) else \
             np.zeros(0, dtype=np.int64)

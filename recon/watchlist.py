@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from recon.contract import ROOT_CAUSE_ZH, RootCause, Status
 from recon.formatting import fmt_local
-from recon.frames import arrow_strings
+from recon.frames import arrow_strings, chunks_of
 from recon.ids import IdCodes, day_start_utc, isin, nanos, shared_codes
 from recon.notices import card_last_four
 
@@ -119,9 +119,8 @@ def binding_risks(outcomes: pd.DataFrame, bindings: pd.DataFrame, business_date:
     first_seen = np.full(n_loans + 1, len(outcomes), dtype=np.int64)
     np.minimum.at(first_seen, loan_of_outcome, np.arange(len(outcomes), dtype=np.int64))
     known = arrow_strings(outcomes["borrower_id"].astype("str"))
-    borrowers = pa.chunked_array(
-        (known.chunks if isinstance(known, pa.ChunkedArray) else [known])
-        + [pa.array([""], type=pa.large_string())], type=pa.large_string())
+    borrowers = pa.chunked_array(chunks_of(known) + [pa.array([""], type=pa.large_string())],
+                                 type=pa.large_string())
 
     def borrower_of(loans: np.ndarray) -> np.ndarray:
         return borrowers.take(pa.array(first_seen[loans])).to_numpy()

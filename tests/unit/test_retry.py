@@ -134,12 +134,16 @@ def test_an_overpayment_beyond_the_duplicates_is_refunded_by_the_rest():
     assert only(rows[rows["subject"] == "installment"])["amount"] == "50.00"
 
 
+def debited_twice(each: str) -> Day:
+    """An installment due 1000.00 whose one instruction, for `each`, is debited twice (T1, T2)."""
+    return (Day().binding().installment(due="1000.00").instruction("I1")
+            .settlement("I1", amount=each, txn="T1", at="2026-11-27 09:01:00")
+            .settlement("I1", amount=each, txn="T2", at="2026-11-27 09:02:00"))
+
+
 def test_a_duplicate_debit_that_covered_what_was_still_owed_is_refunded_only_beyond_it():
-    # Due 1000.00; an instruction for 600.00 debited twice: 1200.00 settled, 200.00 overpaid.
-    day = (Day().binding().installment(due="1000.00").instruction("I1")
-           .settlement("I1", amount="600.00", txn="T1", at="2026-11-27 09:01:00")
-           .settlement("I1", amount="600.00", txn="T2", at="2026-11-27 09:02:00"))
-    rows = plan(day)
+    # 600.00 debited twice: 1200.00 settled, 200.00 overpaid.
+    rows = plan(debited_twice("600.00"))
     refund = rows.set_index("gateway_txn_id").loc["T2"]
     assert (refund["action"], refund["amount"]) == ("refund", "200.00")
     assert "refund 200.00 of its 600.00" in refund["reason"]
@@ -149,11 +153,8 @@ def test_a_duplicate_debit_that_covered_what_was_still_owed_is_refunded_only_bey
 
 
 def test_a_duplicate_debit_of_an_installment_still_short_is_not_refunded():
-    # Due 1000.00; 400.00 debited twice: 800.00 settled, 200.00 still owed.
-    day = (Day().binding().installment(due="1000.00").instruction("I1")
-           .settlement("I1", amount="400.00", txn="T1", at="2026-11-27 09:01:00")
-           .settlement("I1", amount="400.00", txn="T2", at="2026-11-27 09:02:00"))
-    rows = plan(day)
+    # 400.00 debited twice: 800.00 settled, 200.00 still owed.
+    rows = plan(debited_twice("400.00"))
     duplicate = rows.set_index("gateway_txn_id").loc["T2"]
     assert (duplicate["action"], duplicate["amount"]) == ("none", "")
     assert "no refund" in duplicate["reason"]
