@@ -44,9 +44,9 @@ def plan(business_date: dt.date, settings: Settings, inputs: DayInputs, decision
 
 def act(business_date: dt.date, settings: Settings, inputs: DayInputs, decisions, ids,
         retry_plan: pd.DataFrame, templates, history_job, report: RunReport, phases: Phases,
-        run_id: str, side) -> tuple[pd.DataFrame, Outbox]:
-    """CONTRACT 7's watchlist, and the notices (composed on the side thread), which say what
-    the retry plan does."""
+        run_id: str) -> tuple[pd.DataFrame, Outbox]:
+    """CONTRACT 7's watchlist, and the notices' items (composed by the caller: Outbox.
+    compose_ahead), which say what the retry plan does."""
     outcomes = decisions.outcomes
     with phases("act", business_date, run_id):
         watch = watchlist(outcomes, inputs.bindings, history_job.result(), business_date,
@@ -54,9 +54,8 @@ def act(business_date: dt.date, settings: Settings, inputs: DayInputs, decisions
         report.watchlist_risks = {str(k): int(v) for k, v in
                                   watch["risk"].value_counts().sort_index().items()}
         # The clock is read here, once: the notices' earliest send time follows from it.
-        outbox = Outbox(notice_items(outcomes, retry_plan, inputs.bindings), templates, business_date, utc_now(),
-                        settings.tz, run_id, repeat_borrowers(watch))
-        outbox.compose_ahead(side)
+        outbox = Outbox(notice_items(outcomes, retry_plan, inputs.bindings), templates,
+                        business_date, utc_now(), settings.tz, run_id, repeat_borrowers(watch))
     return watch, outbox
 
 

@@ -269,13 +269,16 @@ def _run_locked(business_date: dt.date, settings: Settings, codes: CodeMap, prof
                                                 retry_plan=retry_plan.assign(run_id=run_id)))
                     watch, outbox = act(business_date, settings, inputs, decisions, ids,
                                         retry_plan, templates, history_job, report, phases,
-                                        run_id, side)
+                                        run_id)
                     writes.append(writer.submit(_after, outcomes_written, write.replace_actions,
                                                 watchlist=watch))
                     # D's input frames and outcomes are not needed past the actions: let them go
                     # before the write's last part (the notices), where the run peaks in memory.
                     digests = {entry.file: entry.sha256 for entry in inputs.ledger}
                     del inputs, decisions, outcomes, ids
+                    # Composed here, while the server stores the parts before: this line
+                    # would only wait for them (the side thread is busy with the reports).
+                    outbox.compose_ahead(_Inline())
                 finally:
                     for job in writes:
                         _settle(job)  # the connection is the writer's until then

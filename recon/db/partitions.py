@@ -1,9 +1,19 @@
-"""PostgreSQL: installment_outcomes partitioned by date (migration 005), and the swap of D's
-partition for one freshly loaded, inside the write's transaction."""
+"""PostgreSQL: the tables partitioned by business date (migrations 005 and 013), and the load of
+D's rows into a fresh leaf, attached inside the write's transaction.
+
+Each such table is partitioned by date; D's partition (`<table>_dYYYYMMDD`, made by
+ensure_date_partitions) is itself partitioned by date again, with at most one leaf that holds
+the rows (`<table>_dYYYYMMDD_data`). A run loads D's rows into a new table with no index, builds
+its keys and indexes once (several times faster than keeping them up to date row by row), and
+attaches it in place of D's old leaf, if any. Only D's own partition is ever locked
+exclusively: the parent and other dates' partitions get no more than a share lock, so other
+dates' writes and readers of other dates go on.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import pandas as pd
 import sqlalchemy as sa
@@ -11,102 +21,154 @@ from sqlalchemy.engine import Connection
 
 from recon.db.bulk import copy_frame
 from recon.db.engine import Database
-from recon.db.tables import OUTCOME_COLUMNS, OUTCOMES_PARENT, iso_date, outcome_partition_name
+from recon.db.tables import iso_date
 
 
-def ensure_date_partition(database: Database, business_date: str) -> None:
-    """PostgreSQL: make sure D has its (empty, partitioned) partition, in a transaction of its
-    own before the write: creating it is the only step that locks installment_outcomes itself
+@dataclass(frozen=True)
+class DatePartitioned:
+    """A table partitioned by business date: its name, and its leaves' keys and indexes, as
+    the parent defines them (so that ATTACH builds none): (suffix, kind, definition), kind
+    "primary key", "unique" or "index"."""
+
+    parent: str
+    keys: tuple[tuple[str, str, str], ...]
+
+    def partition(self, business_date: str) -> str:
+        """D's partition (itself partitioned, with at most one leaf: `<partition>_data`)."""
+        return f"{self.parent}_d{iso_date(business_date).replace('-', '')}"
+
+
+OUTCOMES = DatePartitioned("installment_outcomes", (
+    ("pkey", "primary key", "(loan_id, installment_no, business_date)"),
+    ("by_cause", "index", "(business_date, root_cause) WHERE root_cause IS NOT NULL")))
+RETRY_PLAN = DatePartitioned("retry_plan", (
+    ("by_date", "index", "(business_date, action)"),
+    ("by_loan", "index", "(loan_id, installment_no)")))
+NOTICES = DatePartitioned("borrower_notices", (
+    ("pkey", "primary key", "(notice_id, business_date)"),
+    ("one_open", "unique", "(business_date, borrower_id) WHERE state = 'new'"),
+    ("same_thing", "unique",
+     "(business_date, borrower_id, content_key) WHERE state <> 'cancelled'"),
+    ("to_take", "index", "(send_after) WHERE state = 'new'")))
+BY_DATE = (OUTCOMES, RETRY_PLAN, NOTICES)
+
+
+class LeafTaken(Exception):
+    """D's partition got a leaf from another transaction while this one loaded its own."""
+
+
+def ensure_date_partitions(database: Database, business_date: str,
+                           tables: tuple[DatePartitioned, ...] = BY_DATE) -> None:
+    """PostgreSQL: make sure D has its (empty, partitioned) partition of each table, in a
+    transaction of its own before the write: creating one is the only step that locks a parent
     beyond a share lock, and ATTACH's lock does not wait for other dates' open writes."""
     date = iso_date(business_date)
-    name = outcome_partition_name(date)
     with database.engine.begin() as connection:
-        if connection.execute(sa.text("SELECT to_regclass(:name) IS NOT NULL"),
-                              {"name": name}).scalar():
-            return
-        connection.exec_driver_sql(
-            f"CREATE TABLE {name} ({_partition_definition(connection)}) "
-            f"PARTITION BY LIST (business_date)")
-        connection.exec_driver_sql(
-            f"ALTER TABLE {OUTCOMES_PARENT} ATTACH PARTITION {name} FOR VALUES IN ('{date}')")
+        for table in tables:
+            name = table.partition(date)
+            if connection.execute(sa.text("SELECT to_regclass(:name) IS NOT NULL"),
+                                  {"name": name}).scalar():
+                continue
+            connection.exec_driver_sql(
+                f"CREATE TABLE {name} ({_definition(connection, table.parent)}) "
+                f"PARTITION BY LIST (business_date)")
+            connection.exec_driver_sql(
+                f"ALTER TABLE {table.parent} ATTACH PARTITION {name} FOR VALUES IN ('{date}')")
 
 
-def replace_outcome_partition(connection: Connection, business_date: str, run_id: str,
-                              outcomes: pd.DataFrame) -> None:
-    """PostgreSQL: swap the leaf holding D's rows for a freshly loaded one.
+def has_leaf(connection: Connection, table: DatePartitioned, business_date: str) -> bool:
+    """Whether D's partition of `table` has a leaf (holds rows or could)."""
+    return bool(_leaves(connection, table.partition(business_date)))
 
-    installment_outcomes is partitioned by date, and D's partition (made by
-    ensure_date_partition) by date again, with one leaf. Inside the caller's transaction (all
-    of it transactional DDL, so a failed or killed run leaves D's previous leaf as it was):
-    COPY D's rows into a new table with no index, build its primary key and indexes once, drop
-    D's old leaf and attach the new one. The new table carries CHECK (business_date = D), so
-    ATTACH proves the bound without a scan, and its indexes match the parent's, so ATTACH
-    builds none. Only D's own partition is locked exclusively, only for the swap at the end:
-    installment_outcomes and other dates' partitions get no more than a share lock, so other
-    dates' writes and analysts' reads of other dates go on. The per-date advisory lock keeps a
-    second writer of D (and so of the staging table's name) out.
 
-    business_date and run_id, the same on every row, come from the new table's column defaults
-    rather than through COPY (a quarter less to send and parse at 1M rows); the defaults are
-    dropped once the rows are in. `outcomes`' own columns of those names are not read.
+def load_date_leaf(connection: Connection, table: DatePartitioned, business_date: str,
+                   frame: pd.DataFrame, columns: list[str], constants: dict[str, str],
+                   *, replace: bool) -> None:
+    """PostgreSQL, inside the caller's transaction (all of it transactional DDL, so a failed or
+    killed run leaves D's previous leaf as it was): COPY `frame`'s `columns` into a new table,
+    build its keys and indexes, and attach it as D's leaf of `table`. `replace`: D's old leaf,
+    if any, is dropped first; else a leaf there is LeafTaken (another transaction attached one
+    since the caller looked).
+
+    The new table carries CHECK (business_date = D), so ATTACH proves the bound without a scan,
+    and its indexes match the parent's, so ATTACH builds none. D's partition is locked
+    exclusively only by the DROP, at the end. The per-date lock keeps a second writer of D
+    (and so of the staging table's name) out; one racing past it waits for this transaction at
+    the staging table's name or at the attach, and then fails.
+
+    `constants`: column -> SQL literal, the same on every row (D, the run id): they come from
+    the new table's column defaults rather than through COPY (a quarter less to send and parse
+    at 1M outcome rows), and the defaults are dropped once the rows are in. `frame`'s own
+    columns of those names are not read.
     """
     date = iso_date(business_date)
-    middle = outcome_partition_name(date)
+    middle = table.partition(date)
     final = f"{middle}_data"
     stage = f"{middle}_load"
+    for literal in constants.values():
+        if not re.fullmatch(r"DATE '\d{4}-\d{2}-\d{2}'|'[0-9a-z]+'", literal):
+            raise ValueError(f"not a constant recon splices into DDL: {literal!r}")
     # Indexes are built after the load: more memory makes them sort in memory.
     connection.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
-    if not re.fullmatch(r"[0-9a-z]+", run_id):
-        raise ValueError(f"not a run id: {run_id!r}")
-    constant = {"business_date": f"DATE '{date}'", "run_id": f"'{run_id}'"}
     connection.exec_driver_sql(
-        f"CREATE TABLE {stage} ({_partition_definition(connection, constant)}, "
+        f"CREATE TABLE {stage} ({_definition(connection, table.parent, constants)}, "
         f"CONSTRAINT {stage}_date CHECK (business_date = DATE '{date}'))")
-    if not outcomes.empty:
-        copied = [column for column in OUTCOME_COLUMNS if column not in constant]
-        copy_frame(connection, stage, copied, outcomes[copied], freeze=True)
-    connection.exec_driver_sql(
-        f"ALTER TABLE {stage} "
-        + ", ".join(f"ALTER COLUMN {column} DROP DEFAULT" for column in constant))
-    # The parent's key and index (sql 006), so that ATTACH builds none.
-    connection.exec_driver_sql(
-        f"ALTER TABLE {stage} ADD CONSTRAINT {stage}_pkey "
-        f"PRIMARY KEY (loan_id, installment_no, business_date)")
-    connection.exec_driver_sql(
-        f"CREATE INDEX {stage}_by_cause ON {stage} (business_date, root_cause) "
-        f"WHERE root_cause IS NOT NULL")
-    old = connection.execute(sa.text(
-        "SELECT inhrelid::regclass::text FROM pg_inherits "
-        "WHERE inhparent = CAST(:parent AS regclass)"), {"parent": middle}).scalars().all()
-    for table in old:
-        connection.exec_driver_sql(f"DROP TABLE {table}")
+    if not frame.empty:
+        copied = [column for column in columns if column not in constants]
+        copy_frame(connection, stage, copied, frame[copied], freeze=True)
+    if constants:
+        connection.exec_driver_sql(
+            f"ALTER TABLE {stage} "
+            + ", ".join(f"ALTER COLUMN {column} DROP DEFAULT" for column in constants))
+    for suffix, kind, definition in table.keys:
+        if kind == "primary key":
+            connection.exec_driver_sql(
+                f"ALTER TABLE {stage} ADD CONSTRAINT {stage}_{suffix} PRIMARY KEY {definition}")
+        else:
+            unique = "UNIQUE " if kind == "unique" else ""
+            connection.exec_driver_sql(
+                f"CREATE {unique}INDEX {stage}_{suffix} ON {stage} {definition}")
+    # ATTACH's own lock, taken first: a leaf attached by a transaction racing this one is seen.
+    connection.exec_driver_sql(f"LOCK TABLE {middle} IN SHARE UPDATE EXCLUSIVE MODE")
+    old = _leaves(connection, middle)
+    if old and not replace:
+        raise LeafTaken(f"{middle} has a leaf already: {', '.join(old)}")
+    for leaf in old:
+        connection.exec_driver_sql(f"DROP TABLE {leaf}")
     connection.exec_driver_sql(
         f"ALTER TABLE {middle} ATTACH PARTITION {stage} FOR VALUES IN ('{date}')")
-    for suffix in ("pkey", "by_cause"):
+    for suffix, _, _ in table.keys:
         connection.exec_driver_sql(f"ALTER INDEX {stage}_{suffix} RENAME TO {final}_{suffix}")
     connection.exec_driver_sql(
         f"ALTER TABLE {stage} RENAME CONSTRAINT {stage}_date TO {final}_date")
     connection.exec_driver_sql(f"ALTER TABLE {stage} RENAME TO {final}")
 
 
-def _partition_definition(connection: Connection, defaults: dict[str, str] | None = None) -> str:
+def _leaves(connection: Connection, middle: str) -> list[str]:
+    return connection.execute(sa.text(
+        "SELECT inhrelid::regclass::text FROM pg_inherits "
+        "WHERE inhparent = CAST(:parent AS regclass)"), {"parent": middle}).scalars().all()
+
+
+def _definition(connection: Connection, parent: str,
+                defaults: dict[str, str] | None = None) -> str:
     """The parent's columns (types, NOT NULL, defaults) and CHECK constraints (same names: ATTACH
     matches them by name), as a CREATE TABLE body, read from the catalog.
 
-    Not `LIKE installment_outcomes`: that would hold a lock on the parent from the start of the
-    load, and two runs of different dates, each waiting at the swap for the exclusive lock the
-    other's LIKE blocks, would deadlock. Catalog reads lock nothing.
+    Not `LIKE <parent>`: that would hold a lock on the parent from the start of the load, and
+    two runs of different dates, each waiting at the swap for the exclusive lock the other's
+    LIKE blocks, would deadlock. Catalog reads lock nothing.
     """
     columns = connection.execute(sa.text(
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
         "pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a "
         "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
         "WHERE a.attrelid = CAST(:parent AS regclass) AND a.attnum > 0 AND NOT a.attisdropped "
-        "ORDER BY a.attnum"), {"parent": OUTCOMES_PARENT}).all()
+        "ORDER BY a.attnum"), {"parent": parent}).all()
     checks = connection.execute(sa.text(
         "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
         "WHERE conrelid = CAST(:parent AS regclass) AND contype = 'c' ORDER BY conname"),
-        {"parent": OUTCOMES_PARENT}).all()
+        {"parent": parent}).all()
     defaults = defaults or {}
     parts = [f'"{name}" {type_}' + (" NOT NULL" if not_null else "")
              + (f" DEFAULT {defaults.get(name, default)}"

@@ -1,5 +1,5 @@
-"""What recon's tables hold, as the writers name it: column lists, the partition of a date's
-outcomes, and how a moment is stored in the text timestamp columns."""
+"""What recon's tables hold, as the writers name it: column lists, and how a moment is stored
+in the text timestamp columns."""
 
 from __future__ import annotations
 
@@ -22,15 +22,6 @@ RETRY_PLAN_DB_COLUMNS = RETRY_PLAN_COLUMNS + ["run_id"]
 
 WATCHLIST_COLUMNS = ["business_date", "loan_id", "borrower_id", "risk", "evidence",
                      "suggested_action", "run_id"]
-
-OUTCOMES_PARENT = "installment_outcomes"
-
-
-def outcome_partition_name(business_date: str) -> str:
-    """The partition of installment_outcomes that holds `business_date` (migration 005). It is
-    itself partitioned by date, with one leaf, `<name>_data`, that holds the rows."""
-    return f"{OUTCOMES_PARENT}_d{business_date.replace('-', '')}"
-
 
 def iso_date(business_date: str) -> str:
     """D as YYYY-MM-DD, checked: it is spliced into DDL (table names, partition bounds)."""

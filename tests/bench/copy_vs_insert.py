@@ -7,7 +7,7 @@ Loads the same synthetic `installment_outcomes` rows four ways, each in its own 
 an emptied table, and prints the wall time of each:
 
 - partition swap: what recon does since migration 005 (`recon.db.partitions`'
-  `replace_outcome_partition`): COPY into a fresh table of the date with no index, build the
+  `load_date_leaf`): COPY into a fresh table of the date with no index, build the
   primary key and indexes once, drop the date's old partition, attach the new one;
 - COPY: COPY straight into the date's partition with its primary key and indexes in place
   (what recon did before 005, less the DELETE);
@@ -38,8 +38,8 @@ from recon.clock import utc_now
 from recon.db.bulk import bulk_insert
 from recon.db.engine import Database, connect
 from recon.db.migrations import upgrade
-from recon.db.partitions import ensure_date_partition, replace_outcome_partition
-from recon.db.tables import OUTCOME_COLUMNS, outcome_partition_name
+from recon.db.partitions import OUTCOMES, ensure_date_partitions, load_date_leaf
+from recon.db.tables import OUTCOME_COLUMNS
 from recon.db.urls import normalise_url, safe_url_text
 
 TABLE = "installment_outcomes"
@@ -70,7 +70,9 @@ def outcome_rows(count: int, seed: int = 20261127) -> pd.DataFrame:
 
 
 def load_with_partition_swap(_database, connection: sa.Connection, rows: pd.DataFrame) -> None:
-    replace_outcome_partition(connection, BUSINESS_DATE, RUN_ID, rows)
+    load_date_leaf(connection, OUTCOMES, BUSINESS_DATE, rows, OUTCOME_COLUMNS,
+                   {"business_date": f"DATE '{BUSINESS_DATE}'", "run_id": f"'{RUN_ID}'"},
+                   replace=True)
 
 
 def load_with_copy(database: Database, connection: sa.Connection, rows: pd.DataFrame) -> None:
@@ -143,9 +145,9 @@ def main() -> None:
                 "recon_version, database_url) VALUES (:run, :d, now(), 'running', 'bench', 0, "
                 "'bench', 'bench')"), {"run": RUN_ID, "d": BUSINESS_DATE})
         # The date's partition and its leaf, for the methods that load through the parent.
-        ensure_date_partition(database, BUSINESS_DATE)
+        ensure_date_partitions(database, BUSINESS_DATE, (OUTCOMES,))
         with database.engine.begin() as connection:
-            name = outcome_partition_name(BUSINESS_DATE)
+            name = OUTCOMES.partition(BUSINESS_DATE)
             connection.execute(sa.text(f"CREATE TABLE {name}_data PARTITION OF {name} "
                                        f"FOR VALUES IN ('{BUSINESS_DATE}')"))
         rows = outcome_rows(options.rows)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from recon.clock import utc_now
 from recon.db.engine import connect
 from recon.db.migrations import upgrade
-from recon.db.tables import outcome_partition_name
+from recon.db.partitions import OUTCOMES
 from recon.db.urls import normalise_url
 from tests.integration.helpers import query
 
@@ -34,7 +34,7 @@ def insert(database_url: str, table: str, rows: list[dict]) -> None:
             if table == "installment_outcomes" and engine.dialect.name == "postgresql":
                 # Partitioned by date (005); recon's writes create the partitions themselves.
                 for day in sorted({row["business_date"] for row in rows}):
-                    name = outcome_partition_name(day)
+                    name = OUTCOMES.partition(day)
                     connection.execute(sa.text(
                         f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF installment_outcomes "
                         f"FOR VALUES IN ('{day}') PARTITION BY LIST (business_date)"))

@@ -61,9 +61,9 @@ def test_amount_columns_are_numeric_14_2(loaded):
                       "information_schema.tables t USING (table_schema, table_name) "
                       "WHERE t.table_type = 'BASE TABLE' AND c.column_name IN "
                       "('amount', 'amount_due', 'amount_settled')")
-    # installment_outcomes is partitioned by date (005): its partitions list the same columns.
-    tables = {(re.sub(r"^installment_outcomes_d\d{8}(_data)?$", "installment_outcomes", row.table_name),
-               row.column_name) for row in rows}
+    # Tables partitioned by date (005, 013): their partitions list the same columns.
+    tables = {(re.sub(r"^(installment_outcomes|retry_plan|borrower_notices)_d\d{8}(_data)?$",
+                      r"\1", row.table_name), row.column_name) for row in rows}
     assert tables == {
         ("installment_outcomes", "amount_due"), ("installment_outcomes", "amount_settled"),
         ("settlement_exceptions", "amount"), ("retry_plan", "amount"),

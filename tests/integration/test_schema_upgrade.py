@@ -27,7 +27,8 @@ SHIPPED_MIGRATIONS = {
                    "004_lighter_outcome_writes", "005_outcomes_partitioned_by_date",
                    "006_outcome_key_leads_with_loan", "007_date_locks",
                    "008_published_reports_and_interrupted_runs", "009_overdue_and_retry_plan",
-                   "010_notices_and_watchlist", "011_debit_without_installment"],
+                   "010_notices_and_watchlist", "011_debit_without_installment",
+                   "013_actions_partitioned_by_date"],
     "sqlite": ["001_initial", "002_analyst_views", "003_latest_runs_and_repeat_failures",
                "004_lighter_outcome_writes", "008_published_reports_and_interrupted_runs",
                "009_overdue_and_retry_plan", "010_notices_and_watchlist",
@@ -347,3 +348,67 @@ def test_sqlite_upgrade_to_012_turns_stored_plan_amounts_into_exact_text(tmp_pat
                       "ORDER BY installment_no")
     assert [(row.amount, row.kind) for row in rows] == [
         ("1500.50", "text"), ("600.00", "text"), ("0.07", "text"), (None, "null")]
+
+
+@pytest.mark.postgres
+def test_upgrade_to_013_keeps_every_plan_row_and_notice_in_per_date_partitions(postgres_url,
+                                                                              tmp_path):
+    """retry_plan and borrower_notices stored before 013 come out partitioned by date, each row
+    as it was, with the keys and indexes of 009/010 (the notices' key now with the date)."""
+    database = connect(postgres_url)
+    try:
+        migrations.upgrade(database, clock=utc_now, target=11)
+        with database.engine.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO retry_plan (business_date, subject, loan_id, installment_no, action, "
+                "not_before, amount, attempts, reason, run_id) SELECT DATE '2026-11-25' + n % 2, "
+                "'installment', 'L' || n, 1, 'retry', TIMESTAMP '2026-11-28 09:00', n + 0.25, "
+                "n % 3, 'r' || n, 'run' FROM generate_series(1, 200) n"))
+            connection.execute(sa.text(
+                "INSERT INTO borrower_notices (notice_id, business_date, borrower_id, "
+                "content_key, channel, template_key, message, amount, card_last4, installments, "
+                "send_after, state, created_at, created_run_id) SELECT "
+                "to_char(DATE '2026-11-25' + n % 2, 'YYYYMMDD') || '-run-' || n, "
+                "DATE '2026-11-25' + n % 2, 'B' || n, 'k' || n, 'sms', 'card_unbound', "
+                "'消息' || n, n + 0.5, '1234', 'L' || n || '/1/card_unbound', now(), "
+                "CASE WHEN n % 3 = 0 THEN 'sent' ELSE 'new' END, now(), 'run' "
+                "FROM generate_series(1, 90) n"))
+    finally:
+        database.dispose()
+    plan_before = [tuple(row) for row in query(
+        postgres_url, "SELECT * FROM retry_plan ORDER BY business_date, loan_id")]
+    notices_before = [tuple(row) for row in query(
+        postgres_url, "SELECT * FROM borrower_notices ORDER BY notice_id")]
+
+    upgraded = recon("db", "upgrade", "--db", postgres_url, cwd=tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "013_actions_partitioned_by_date" in upgraded.stdout
+
+    assert [tuple(row) for row in query(
+        postgres_url, "SELECT * FROM retry_plan ORDER BY business_date, loan_id")] == plan_before
+    assert [tuple(row) for row in query(
+        postgres_url, "SELECT * FROM borrower_notices ORDER BY notice_id")] == notices_before
+    for table in ("retry_plan", "borrower_notices"):
+        assert query(postgres_url, "SELECT relkind FROM pg_class WHERE relname = :t",
+                     t=table)[0].relkind == "p"
+        leaves = {row.name: row.rows for row in query(
+            postgres_url, f"SELECT tableoid::regclass::text AS name, count(*) AS rows "
+                          f"FROM {table} GROUP BY 1")}
+        assert set(leaves) == {f"{table}_d2026112{day}_data" for day in (5, 6)}
+        assert not query(postgres_url, "SELECT 1 FROM pg_class WHERE relname = :t",
+                         t=f"{table}_v12")
+    assert sorted(_leaf_indexes(postgres_url, "borrower_notices_d20261125_data").values()) == [
+        "(business_date, borrower_id) WHERE (state = 'new'::text)",
+        "(business_date, borrower_id, content_key) WHERE (state <> 'cancelled'::text)",
+        "(notice_id, business_date)",
+        "(send_after) WHERE (state = 'new'::text)"]
+    # The constraints of 010 still hold on the partitioned table.
+    with pytest.raises(sa.exc.IntegrityError, match=r"Key \(business_date, borrower_id\)="):
+        query(postgres_url, "INSERT INTO borrower_notices SELECT notice_id || 'x', business_date, "
+                            "borrower_id, content_key || 'x', channel, template_key, message, "
+                            "amount, card_last4, installments, send_after, state, created_at, "
+                            "created_run_id FROM borrower_notices WHERE state = 'new' LIMIT 1")
+    with pytest.raises(sa.exc.IntegrityError, match="card_last4_check"):
+        query(postgres_url, "UPDATE borrower_notices SET card_last4 = 'abcd'")
+    # And a run writes into the partitioned tables.
+    assert recon_run(DAY, postgres_url, tmp_path).returncode == expected_exit_code(DAY)
