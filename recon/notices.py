@@ -320,10 +320,14 @@ def notice_ids(prefix: str, count: int) -> pd.Series:
 
 
 def content_keys(notices: pd.DataFrame) -> pd.Series:
-    """A digest of what a notice says (not of when it may be sent): equal keys, same notice."""
+    """A digest of what a notice tells (not of when it may be sent): equal keys, same notice.
+
+    Not of its text: the text's deadline counts from the first day it may be sent, so a rerun
+    of D on a later day would make every open notice of D differ, and replace it, for nothing
+    new to tell. The text follows from the rest and the templates."""
     text = join_texts(*(arrow_strings(notices[column].astype("str")) for column in
-                        ("template_key", "channel", "amount", "card_last4", "installments",
-                         "message")), separator="|")
+                        ("template_key", "channel", "amount", "card_last4", "installments")),
+                      separator="|")
     return pd.Series(_sha256_prefixes(text), index=notices.index, dtype="str")
 
 
@@ -409,11 +413,13 @@ def plan_outbox(stored: pd.DataFrame, items: pd.DataFrame, templates: NoticeTemp
     else:
         candidates = compose(untold, templates, business_date, now, tz, repeat_borrowers)
     open_ = stored[stored["state"] == NEW]
-    open_keys = pd.MultiIndex.from_frame(open_[["borrower_id", "content_key"]])
-    candidate_keys = pd.MultiIndex.from_frame(candidates[["borrower_id", "content_key"]])
-    unchanged = candidate_keys.isin(open_keys)
-    still_open = open_keys.isin(candidate_keys)
-    cancel = open_.loc[~still_open, "notice_id"].tolist()
+    if len(open_):
+        open_keys = pd.MultiIndex.from_frame(open_[["borrower_id", "content_key"]])
+        candidate_keys = pd.MultiIndex.from_frame(candidates[["borrower_id", "content_key"]])
+        unchanged = candidate_keys.isin(open_keys)
+        cancel = open_.loc[~open_keys.isin(candidate_keys), "notice_id"].tolist()
+    else:  # D's first run, or all its notices taken or cancelled: nothing to compare
+        unchanged, cancel = np.zeros(len(candidates), dtype=bool), []
     made_at = pd.Timestamp(now).tz_convert("UTC").floor("s").tz_convert(tz).isoformat()
     fresh = candidates[~unchanged].reset_index(drop=True)
     insert = fresh.assign(
@@ -426,9 +432,14 @@ def plan_outbox(stored: pd.DataFrame, items: pd.DataFrame, templates: NoticeTemp
     after.loc[withdrawn, "state"] = CANCELLED
     after.loc[withdrawn, "cancelled_run_id"] = run_id
     after.loc[withdrawn, "cancelled_at"] = made_at
-    added = insert.astype("str").reindex(columns=NOTICES_COLUMNS).astype("str").fillna("")
-    after = pd.concat([after, added], ignore_index=True)
+    added = insert.reindex(columns=NOTICES_COLUMNS)
+    added = added.astype({column: "str" for column in added.columns
+                          if added[column].dtype != "str"}).fillna("")
+    after = pd.concat([after, added], ignore_index=True) if len(after) else added
+    # notices.csv's order, by integer ranks (sorting the three text columns costs 0.2 s at
+    # 180k notices).
+    order = np.lexsort([sorted_ranks(after[column])
+                        for column in ("notice_id", "created_at", "borrower_id")])
     return OutboxChange(cancel=cancel, insert=insert,
-                        notices=after.sort_values(["borrower_id", "created_at", "notice_id"],
-                                                  kind="stable").reset_index(drop=True),
+                        notices=after.iloc[order].reset_index(drop=True),
                         kept=int(unchanged.sum()))

@@ -272,6 +272,19 @@ def test_a_rerun_with_the_same_result_keeps_the_open_notice_as_it_was():
     assert again.notices.to_dict("records") == first.notices.to_dict("records")
 
 
+def test_a_rerun_on_a_later_day_keeps_the_open_notice_though_its_deadline_would_move():
+    """The text's deadline counts from the first day it may be sent, which a rerun the next
+    night moves: what the notice tells (template, channel, amount, card, installments) is the
+    same, so it stays as first written, not cancelled and written again."""
+    first = plan(EMPTY, outcome(), run_id="r1")
+    next_night = dt.datetime(2026, 11, 29, 23, 0, tzinfo=TZ)
+    fresh = plan(EMPTY, outcome(), now=next_night)
+    assert fresh.insert["message"].item() != first.insert["message"].item()
+    again = plan(stored_from(first), outcome(), now=next_night)
+    assert again.cancel == [] and again.insert.empty and again.kept == 1
+    assert again.notices.to_dict("records") == first.notices.to_dict("records")
+
+
 def test_a_rerun_cancels_an_open_notice_whose_installment_turned_paid():
     first = plan(EMPTY, outcome(borrower="B1"), outcome(loan="L2", borrower="B2"), run_id="r1")
     b1 = first.insert.loc[first.insert["borrower_id"] == "B1", "notice_id"].item()
