@@ -52,6 +52,10 @@ NOTICES_COLUMNS = ["notice_id", "business_date", "borrower_id", "state", "channe
                    "template_key", "send_after", "amount", "card_last4", "installments",
                    "message", "content_key", "created_run_id", "created_at", "cancelled_run_id",
                    "cancelled_at"]
+# The columns recon writes itself (contract.EXCEPTIONS_OWN): not searched for card numbers
+# again. The text is masked once, as it is rendered; `state` is the messaging system's.
+NOTICES_OWN = frozenset({"business_date", "channel", "template_key", "send_after", "amount",
+                         "card_last4", "message", "created_at", "cancelled_at"})
 # The columns a new notice is stored with (the rest are the messaging system's or a later run's).
 STORED_COLUMNS = ["notice_id", "business_date", "borrower_id", "content_key", "channel",
                   "template_key", "message", "amount", "card_last4", "installments",

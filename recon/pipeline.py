@@ -21,7 +21,7 @@ from recon.actions import act, oldest_due_date, plan
 from recon.clock import utc_now
 from recon.codes import CodeMap
 from recon.config import Settings
-from recon.contract import ExitCode
+from recon.contract import RETRY_PLAN_OWN, ExitCode
 from recon.db import engine, ledger, locks, migrations
 from recon.db.write import ResultsWrite
 from recon.diff import CHANGES_COLUMNS, outcome_changes, transition_counts
@@ -31,7 +31,7 @@ from recon.formatting import fmt_yuan
 from recon.ids import IdCodes, encode_ids
 from recon.intake import DayInputs, load_day
 from recon.notice_templates import load_templates
-from recon.notices import NOTICES_COLUMNS
+from recon.notices import NOTICES_COLUMNS, NOTICES_OWN
 from recon.profiles import Profiles, load_profiles, with_profile_codes
 from recon.outages import SUSPECTED_COLUMNS, suspected_outages
 from recon.retry import RETRY_PLAN_COLUMNS
@@ -42,7 +42,7 @@ from recon.signals import Interrupted
 from recon.sinks import reports
 from recon.sinks.reports import stage_reports
 from recon.sources import stored
-from recon.watchlist import REPEAT_CAUSES, WATCHLIST_COLUMNS, history_window
+from recon.watchlist import REPEAT_CAUSES, WATCHLIST_COLUMNS, WATCHLIST_OWN, history_window
 
 log = logging.getLogger("recon")
 
@@ -340,7 +340,8 @@ def _add_notices(staging_job: Future, change, report: RunReport,
     counts. On the side thread, after _stage_actions."""
     staged = staging_job.result()
     try:
-        staged.write("notices.csv", change.notices, NOTICES_COLUMNS, bom=True)
+        staged.write("notices.csv", change.notices, NOTICES_COLUMNS, bom=True,
+                     own=NOTICES_OWN)
         staged.prepare()
     except BaseException:
         staged.discard()
@@ -416,9 +417,9 @@ def _stage_actions(staging_job: Future, retry_plan: pd.DataFrame, watch: pd.Data
     with phases("write_csv", business_date, run_id):
         try:
             staged.write("retry_plan.csv", retry_plan, RETRY_PLAN_COLUMNS, bom=True,
-                         own={"reason"})
+                         own=RETRY_PLAN_OWN)
             staged.write("watchlist.csv", watch, WATCHLIST_COLUMNS, bom=True,
-                         own={"evidence"})
+                         own=WATCHLIST_OWN)
             staged.prepare()
         except BaseException:
             staged.discard()

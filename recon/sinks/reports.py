@@ -24,7 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recon.contract import EXCEPTIONS_COLUMNS, REJECTS_COLUMNS, SETTLEMENT_EXCEPTIONS_COLUMNS
+from recon.contract import (EXCEPTIONS_COLUMNS, EXCEPTIONS_OWN, REJECTS_COLUMNS,
+                            SETTLEMENT_EXCEPTIONS_COLUMNS)
 from recon.errors import OutputUnusable
 from recon.frames import join_texts, text_chunks, values_with_bytes
 from recon.protect import safe_frame
@@ -278,7 +279,7 @@ def stage_reports(out_dir: Path, business_date: str, run_id: str, exceptions: pd
     staged = StagedReports(out_dir, business_date, run_id)
     try:
         staged.write("exceptions.csv", exceptions, EXCEPTIONS_COLUMNS, bom=True,
-                     own={"evidence"})
+                     own=EXCEPTIONS_OWN)
         staged.write("settlement_exceptions.csv", settlement_exceptions,
                      SETTLEMENT_EXCEPTIONS_COLUMNS)
         staged.write("rejects.csv", rejects, REJECTS_COLUMNS)

@@ -164,3 +164,20 @@ def test_recons_own_columns_are_not_masked_again_but_still_defused():
     assert safe.loc[0, "reason"] == "binding 6258070000111129"
     assert safe.loc[0, "response_msg"] == "卡625807******1129"
     assert safe.loc[0, "evidence"] == "'=1+1"
+
+
+def test_what_recon_writes_itself_in_each_report_is_its_own_never_text_from_outside():
+    """The reports' `own` columns (not masked again) are theirs, and none holds text that
+    came in from a file or from the messaging system."""
+    from recon.contract import (EXCEPTIONS_COLUMNS, EXCEPTIONS_OWN, RETRY_PLAN_COLUMNS,
+                                RETRY_PLAN_OWN)
+    from recon.notices import NOTICES_COLUMNS, NOTICES_OWN
+    from recon.watchlist import WATCHLIST_COLUMNS, WATCHLIST_OWN
+    from_outside = {"gateway", "response_code", "response_msg", "card_no_masked", "state",
+                    "detail", "value", "file", "column"}
+    for columns, own in ((EXCEPTIONS_COLUMNS, EXCEPTIONS_OWN), (RETRY_PLAN_COLUMNS, RETRY_PLAN_OWN),
+                         (NOTICES_COLUMNS, NOTICES_OWN), (WATCHLIST_COLUMNS, WATCHLIST_OWN)):
+        assert own <= set(columns), own - set(columns)
+        assert not own & from_outside
+    assert set(EXCEPTIONS_COLUMNS) & from_outside == {"gateway", "response_code", "response_msg",
+                                                      "card_no_masked"}
