@@ -153,6 +153,23 @@ def test_the_dates_rows_keep_no_column_default_from_their_load(loaded, day):
     assert query(url, "SELECT DISTINCT business_date::text AS d FROM " + leaf)[0].d == day
 
 
+@pytest.mark.parametrize("day", DAYS)
+@pytest.mark.parametrize("table, kept", [("retry_plan", []),
+                                         ("borrower_notices", [("state", "'new'::text")])])
+def test_the_plan_and_notices_leaves_keep_only_the_parents_defaults(loaded, day, table, kept):
+    # Loaded like the outcomes (013): D and the run id from defaults of the new leaf, dropped.
+    url, _ = loaded
+    leaf = f"{table}_d{day.replace('-', '')}_data"
+    defaults = query(url, "SELECT column_name, column_default FROM information_schema.columns "
+                          "WHERE table_name = :t AND column_default IS NOT NULL", t=leaf)
+    assert [tuple(row) for row in defaults] == kept
+    rows = query(url, f"SELECT DISTINCT business_date::text AS d FROM {leaf}")
+    assert [row.d for row in rows] == [day]
+    run_column = "run_id" if table == "retry_plan" else "created_run_id"
+    stored_run = query(url, f"SELECT DISTINCT {run_column} AS run FROM {leaf}")
+    assert len(stored_run) == 1 and stored_run[0].run
+
+
 def test_analyst_views_answer_from_the_stored_outcomes(loaded):
     url, _ = loaded
     by_cause = query(url, "SELECT root_cause, sum(installments) AS n, sum(amount_outstanding) "
