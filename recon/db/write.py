@@ -239,8 +239,9 @@ def _lost_commit(database: Database, run_id: str, business_date: str, exc: DBAPI
 def merge_notices(database: Database, connection: Connection, business_date: str, plan) -> None:
     """Apply the notice merge of D inside the caller's transaction (CONTRACT 7, docs/notices.md).
 
-    D's stored notices are read under row locks (SELECT ... FOR UPDATE on PostgreSQL; SQLite's
-    write transaction holds the whole database), so the messaging system's `UPDATE ... SET
+    D's open notices are read under row locks, then the others (SELECT ... FOR UPDATE on
+    PostgreSQL; SQLite's write transaction holds the whole database), so the messaging system's
+    `UPDATE ... SET
     state = 'sent' WHERE notice_id = ... AND state = 'new'` either committed before the read (and
     this run sees the notice taken) or waits for this commit (and then finds it cancelled or
     kept, and updates nothing). `plan(stored)` returns the change (recon.notices.OutboxChange).
@@ -255,16 +256,30 @@ def merge_notices(database: Database, connection: Connection, business_date: str
 def withdraw_notices(database: Database, connection: Connection, business_date: str, plan):
     """merge_notices up to the insert: D's stored notices read under row locks, `plan(stored)`,
     the notices it cancels withdrawn. Returns the change (recon.notices.OutboxChange)."""
-    lock = " FOR UPDATE" if database.is_postgres else ""
     # Every cell as the database's text (timestamps ISO 8601 with offset), read as Arrow
     # through the driver: a rerun holds D's notices, 180k at 1M installments.
     cells = ", ".join(f"CAST({column} AS TEXT) AS {column}" for column in NOTICES_COLUMNS)
-    stored = select_table(
-        database, connection,
-        f"SELECT {cells} FROM borrower_notices WHERE business_date = {{}} "
-        f"ORDER BY notice_id{lock}", (business_date,),
-        {column: pa.string() for column in NOTICES_COLUMNS},
-        strings_can_be_null=True).to_pandas().fillna("").astype("str")
+
+    def read(where: str, lock: str = "") -> pd.DataFrame:
+        return select_table(
+            database, connection,
+            f"SELECT {cells} FROM borrower_notices WHERE business_date = {{}}{where} "
+            f"ORDER BY notice_id{lock}", (business_date,),
+            {column: pa.string() for column in NOTICES_COLUMNS},
+            strings_can_be_null=True).to_pandas().fillna("").astype("str")
+
+    if database.is_postgres:
+        # Only the open notices are locked: the run may cancel or keep them, never the others.
+        # First, so that a take in flight is waited for and then seen, taken, by the second
+        # read; the messaging system's later updates of taken notices (delivery receipts) do
+        # not wait for this run.
+        open_ = read(" AND state = 'new'", " FOR UPDATE")
+        rest = read(" AND state <> 'new'")
+        stored = pd.concat([open_, rest], ignore_index=True) if len(rest) else open_
+        if len(open_) and len(rest):
+            stored = stored.sort_values("notice_id", kind="stable", ignore_index=True)
+    else:  # the write transaction holds the database
+        stored = read("")
     change = plan(stored)
     if change.cancel:
         made_at = change.notices.loc[change.notices["notice_id"].isin(change.cancel),

@@ -292,6 +292,61 @@ def test_messaging_takes_first_and_the_rerun_waits_then_leaves_the_notice_taken(
 
 
 @pytest.mark.postgres
+def test_a_take_in_flight_of_an_unchanged_notice_is_waited_for_and_seen_taken(postgres_url,
+                                                                              tmp_path):
+    """The rerun reads the open notices under lock first, then the rest: a take committing
+    while it waits is seen in the second read, so the borrower is not told again (and the
+    rerun does not trip over the taken notice's unique key)."""
+    inbox = write_day(tmp_path / "inbox", late_file=False)
+    pipeline.run(D, settings(postgres_url, inbox, tmp_path / "out"))
+    b3 = only(notices(postgres_url)["B3"])  # card_unbound on both runs: unchanged
+    messaging = engine_for(postgres_url)
+    connection = messaging.connect()
+    transaction = connection.begin()
+    assert connection.execute(sa.text(
+        "UPDATE borrower_notices SET state = 'sent' WHERE notice_id = :id AND state = 'new'"),
+        {"id": b3}).rowcount == 1
+    write_day(inbox, late_file=True)
+    rerun = Background(pipeline.run, D, settings(postgres_url, inbox, tmp_path / "out"))
+    wait_for_lock_wait(postgres_url, "%borrower_notices%")
+    transaction.commit()
+    connection.close()
+    messaging.dispose()
+    report = rerun.result()
+    assert report.exit_code == 0, report.message
+    assert notices(postgres_url)["B3"] == {b3: "sent"}  # no second notice for B3
+
+
+@pytest.mark.postgres
+def test_a_taken_notice_s_delivery_receipt_does_not_wait_for_a_rerun(postgres_url, tmp_path):
+    """The rerun locks D's open notices only: the messaging system's update of one it has
+    taken goes through while the rerun's transaction is still open."""
+    inbox = write_day(tmp_path / "inbox", late_file=False)
+    pipeline.run(D, settings(postgres_url, inbox, tmp_path / "out"))
+    b2 = only(notices(postgres_url)["B2"])
+    assert take(postgres_url, b2) == 1
+    write_day(inbox, late_file=True)
+    receipts: list[int] = []
+
+    def delivered_meanwhile() -> None:  # inside the rerun's transaction, before its commit
+        engine = engine_for(postgres_url)
+        try:
+            with engine.begin() as connection:
+                connection.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
+                receipts.append(connection.execute(sa.text(
+                    "UPDATE borrower_notices SET state = 'delivered' WHERE notice_id = :id "
+                    "AND state = 'sent'"), {"id": b2}).rowcount)
+        finally:
+            engine.dispose()
+
+    report = pipeline.run(D, settings(postgres_url, inbox, tmp_path / "out"),
+                          before_commit=delivered_meanwhile)
+    assert report.exit_code == 0, report.message
+    assert receipts == [1]
+    assert notices(postgres_url)["B2"] == {b2: "delivered"}  # taken: never touched by the rerun
+
+
+@pytest.mark.postgres
 def test_the_rerun_cancels_first_and_the_messaging_systems_take_then_updates_nothing(
         postgres_url, tmp_path):
     inbox = write_day(tmp_path / "inbox", late_file=False)
