@@ -240,11 +240,10 @@ def merge_notices(database: Database, connection: Connection, business_date: str
     """Apply the notice merge of D inside the caller's transaction (CONTRACT 7, docs/notices.md).
 
     D's open notices are read under row locks, then the others (SELECT ... FOR UPDATE on
-    PostgreSQL; SQLite's write transaction holds the whole database), so the messaging system's
-    `UPDATE ... SET
-    state = 'sent' WHERE notice_id = ... AND state = 'new'` either committed before the read (and
-    this run sees the notice taken) or waits for this commit (and then finds it cancelled or
-    kept, and updates nothing). `plan(stored)` returns the change (recon.notices.OutboxChange).
+    PostgreSQL; SQLite's write transaction holds the whole database), so the messaging
+    system's `UPDATE ... SET state = 'sent' WHERE notice_id = ... AND state = 'new'` either
+    committed before the read (and this run sees the notice taken) or waits for this commit
+    (and then finds it cancelled or kept, and updates nothing). `plan(stored)` returns the change (recon.notices.OutboxChange).
     Cancelling is conditional on the state still being `new` all the same; a notice taken
     anyway, or a live notice of the same borrower and content written by a run racing this one
     past the date lock (the unique indexes of sql 010), rolls this run back (OutboxConflict).
