@@ -255,7 +255,7 @@ def compose(items: pd.DataFrame, templates: NoticeTemplates, business_date: dt.d
     send_after = earliest_send(now, tz, policy)
     notices["send_after"] = send_after.isoformat()
     notices["message"] = render(notices, templates, business_date, send_after.date())
-    notices["content_key"] = content_keys(notices)
+    notices["content_key"] = content_keys(notices, templates)
     notices["amount"] = notices["amount"].astype("int64")
     return notices[columns]
 
@@ -323,15 +323,19 @@ def notice_ids(prefix: str, count: int) -> pd.Series:
     return pd.Series(join_texts(prefix, numbers).to_pandas().to_numpy(), dtype="str")
 
 
-def content_keys(notices: pd.DataFrame) -> pd.Series:
+def content_keys(notices: pd.DataFrame, templates: NoticeTemplates) -> pd.Series:
     """A digest of what a notice tells (not of when it may be sent): equal keys, same notice.
 
-    Not of its text: the text's deadline counts from the first day it may be sent, so a rerun
-    of D on a later day would make every open notice of D differ, and replace it, for nothing
-    new to tell. The text follows from the rest and the templates."""
+    Of its template's wording and deadline rule, not of its rendered text: the text's deadline
+    counts from the first day it may be sent, so a rerun of D on a later day would make every
+    open notice of D differ, and replace it, for nothing new to tell; a template corrected
+    since does replace the open notices it words."""
+    wording = notices["template_key"].map(
+        {key: f"{template.text}|{template.act_within_days}"
+         for key, template in templates.templates.items()}).fillna("").astype("str")
     text = join_texts(*(arrow_strings(notices[column].astype("str")) for column in
                         ("template_key", "channel", "amount", "card_last4", "installments")),
-                      separator="|")
+                      arrow_strings(wording), separator="|")
     return pd.Series(_sha256_prefixes(text), index=notices.index, dtype="str")
 
 

@@ -285,6 +285,24 @@ def test_a_rerun_on_a_later_day_keeps_the_open_notice_though_its_deadline_would_
     assert again.notices.to_dict("records") == first.notices.to_dict("records")
 
 
+@pytest.mark.parametrize("override", [
+    'text = "余额不足：{amount}，请于{due_by}前存入尾号{card_last4}的卡。客服95555"\n',
+    "act_within_days = 3\n"])
+def test_a_rerun_after_a_template_is_corrected_replaces_the_open_notices_it_words(
+        tmp_path, override):
+    """Ops fix a template's wording or its deadline and rerun D: the open notice is cancelled
+    and written again in the corrected words, even on the same day."""
+    first = plan(EMPTY, outcome(), run_id="r1")
+    path = tmp_path / "notices.toml"
+    path.write_text("[templates.insufficient_balance]\n" + override, encoding="utf-8")
+    corrected = load_templates(path)
+    again = plan_outbox(stored_from(first), notice_items(frame(outcome())), corrected, D,
+                        MORNING, TZ, "run2")
+    assert again.cancel == first.insert["notice_id"].tolist() and again.kept == 0
+    [added] = again.insert.to_dict("records")
+    assert added["message"] != first.insert["message"].item()
+
+
 def test_a_rerun_cancels_an_open_notice_whose_installment_turned_paid():
     first = plan(EMPTY, outcome(borrower="B1"), outcome(loan="L2", borrower="B2"), run_id="r1")
     b1 = first.insert.loc[first.insert["borrower_id"] == "B1", "notice_id"].item()
