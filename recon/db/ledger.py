@@ -49,7 +49,10 @@ def close_run(connection: Connection, run_id: str, outcome: str, exit_code: int,
     statement = FINISH + (" AND outcome IN ('running', 'abandoned')" if only_unfinished else "")
     connection.execute(sa.text(statement), {
         "ended": timestamp_text(ended_at), "outcome": outcome, "exit_code": exit_code,
-        "digests": json.dumps(digests, sort_keys=True),
+        # File names as every other output shows them (a name can hold a card number); the
+        # digests themselves are hex, never masked.
+        "digests": json.dumps({mask_cards_in_text(str(name)): digest
+                               for name, digest in digests.items()}, sort_keys=True),
         "counts": mask_cards_in_text(json.dumps(counts, sort_keys=True, default=str)),
         "message": mask_cards_in_text(message),
         "run_id": run_id})

@@ -59,3 +59,24 @@ def test_text_survives_the_bulk_load_byte_for_byte_and_empty_is_null(database_ur
                                  ('L"1,2', "B", "insufficient_balance", None, "05")]
     assert [Decimal(str(row.amount_due)) for row in rows] == [Decimal("0.10"),
                                                               Decimal("123456789012.34")]
+
+
+def test_a_card_number_in_an_input_file_name_is_masked_in_the_runs_digests(database_url):
+    """recon_runs.input_digests names the files read: the name is masked as everywhere else
+    (a gateway named by a card number), the digest itself kept whole."""
+    import json
+    database = connect(database_url)
+    digest = "6258070000111129" + "0" * 48  # hex digits that look like a card: never masked
+    try:
+        ensure_schema(database, clock=utc_now)
+        start_run(database, "r1", DAY, "test", started_at=utc_now())
+        with ResultsWrite(database, "r1", DAY) as results:
+            results.close_run("done", 0, digests={"settlement_6258070000111129.csv": digest},
+                              counts={}, message="", ended_at=utc_now())
+            results.commit()
+    finally:
+        database.dispose()
+    [row] = query(database_url, "SELECT input_digests FROM recon_runs WHERE run_id = 'r1'")
+    stored = row.input_digests if isinstance(row.input_digests, dict) \
+        else json.loads(row.input_digests)
+    assert stored == {"settlement_625807******1129.csv": digest}
