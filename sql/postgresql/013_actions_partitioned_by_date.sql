@@ -120,5 +120,40 @@ INSERT INTO borrower_notices SELECT notice_id, business_date, borrower_id, conte
        created_run_id, cancelled_at, cancelled_run_id
 FROM borrower_notices_v12;
 
+-- What operators set on the old tables goes to the new ones: the privileges (the messaging
+-- system's role takes notices through them), and the table's and columns' comments. Queries
+-- name the parent, whose privileges PostgreSQL checks; storage parameters (fillfactor) a
+-- partitioned table cannot have.
+DO $$
+DECLARE
+    t text;
+    grant_ record;
+    column_ record;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['retry_plan', 'borrower_notices'] LOOP
+        FOR grant_ IN SELECT a.privilege_type, a.grantee, a.is_grantable
+                      FROM pg_class c, aclexplode(c.relacl) a
+                      WHERE c.oid = CAST(t || '_v12' AS regclass) LOOP
+            EXECUTE 'GRANT ' || grant_.privilege_type || ' ON ' || quote_ident(t) || ' TO '
+                 || CASE WHEN grant_.grantee = 0 THEN 'PUBLIC'
+                         ELSE quote_ident(pg_get_userbyid(grant_.grantee)) END
+                 || CASE WHEN grant_.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END;
+        END LOOP;
+        IF obj_description(CAST(t || '_v12' AS regclass), 'pg_class') IS NOT NULL THEN
+            EXECUTE 'COMMENT ON TABLE ' || quote_ident(t) || ' IS '
+                 || quote_literal(obj_description(CAST(t || '_v12' AS regclass), 'pg_class'));
+        END IF;
+        FOR column_ IN SELECT a.attname, col_description(a.attrelid, a.attnum) AS note
+                       FROM pg_attribute a
+                       WHERE a.attrelid = CAST(t || '_v12' AS regclass) AND a.attnum > 0
+                         AND NOT a.attisdropped
+                         AND col_description(a.attrelid, a.attnum) IS NOT NULL LOOP
+            EXECUTE 'COMMENT ON COLUMN ' || quote_ident(t) || '.' || quote_ident(column_.attname)
+                 || ' IS ' || quote_literal(column_.note);
+        END LOOP;
+    END LOOP;
+END
+$$;
+
 DROP TABLE retry_plan_v12;
 DROP TABLE borrower_notices_v12;

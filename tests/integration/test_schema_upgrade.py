@@ -373,6 +373,12 @@ def test_upgrade_to_013_keeps_every_plan_row_and_notice_in_per_date_partitions(p
                 "'消息' || n, n + 0.5, '1234', 'L' || n || '/1/card_unbound', now(), "
                 "CASE WHEN n % 3 = 0 THEN 'sent' ELSE 'new' END, now(), 'run' "
                 "FROM generate_series(1, 90) n"))
+            # What an operator sets up for the messaging system's role.
+            connection.execute(sa.text("GRANT SELECT, UPDATE ON borrower_notices TO PUBLIC"))
+            connection.execute(sa.text("GRANT SELECT ON retry_plan TO PUBLIC"))
+            connection.execute(sa.text("COMMENT ON TABLE borrower_notices IS 'the outbox'"))
+            connection.execute(sa.text(
+                "COMMENT ON COLUMN borrower_notices.state IS 'set by messaging'"))
     finally:
         database.dispose()
     plan_before = [tuple(row) for row in query(
@@ -410,5 +416,18 @@ def test_upgrade_to_013_keeps_every_plan_row_and_notice_in_per_date_partitions(p
                             "created_run_id FROM borrower_notices WHERE state = 'new' LIMIT 1")
     with pytest.raises(sa.exc.IntegrityError, match="card_last4_check"):
         query(postgres_url, "UPDATE borrower_notices SET card_last4 = 'abcd'")
+    # The privileges and comments set on the old tables are on the new ones.
+    public = {(row.table, row.privilege) for row in query(
+        postgres_url, "SELECT c.relname AS table, a.privilege_type AS privilege "
+                      "FROM pg_class c, aclexplode(c.relacl) a WHERE a.grantee = 0 "
+                      "AND c.relname IN ('borrower_notices', 'retry_plan')")}
+    assert public == {("borrower_notices", "SELECT"), ("borrower_notices", "UPDATE"),
+                      ("retry_plan", "SELECT")}
+    assert query(postgres_url, "SELECT obj_description('borrower_notices'::regclass, "
+                               "'pg_class') AS note")[0].note == "the outbox"
+    assert query(postgres_url, "SELECT col_description('borrower_notices'::regclass, a.attnum) "
+                               "AS note FROM pg_attribute a WHERE a.attrelid = "
+                               "'borrower_notices'::regclass AND a.attname = 'state'")[0].note \
+        == "set by messaging"
     # And a run writes into the partitioned tables.
     assert recon_run(DAY, postgres_url, tmp_path).returncode == expected_exit_code(DAY)
