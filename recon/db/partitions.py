@@ -84,17 +84,17 @@ def has_leaf(connection: Connection, table: DatePartitioned, business_date: str)
 def load_date_leaf(connection: Connection, table: DatePartitioned, business_date: str,
                    frame: pd.DataFrame, columns: list[str], constants: dict[str, str],
                    *, replace: bool) -> None:
-    """PostgreSQL, inside the caller's transaction (all of it transactional DDL, so a failed or
-    killed run leaves D's previous leaf as it was): COPY `frame`'s `columns` into a new table,
-    build its keys and indexes, and attach it as D's leaf of `table`. `replace`: D's old leaf,
-    if any, is dropped first; else a leaf there is LeafTaken (another transaction attached one
-    since the caller looked).
+    """stage_date_leaf, then attach_date_leaf at once."""
+    stage_date_leaf(connection, table, business_date, frame, columns, constants)
+    attach_date_leaf(connection, table, business_date, replace=replace)
 
-    The new table carries CHECK (business_date = D), so ATTACH proves the bound without a scan,
-    and its indexes match the parent's, so ATTACH builds none. D's partition is locked
-    exclusively only by the DROP, at the end. The per-date lock keeps a second writer of D
-    (and so of the staging table's name) out; one racing past it waits for this transaction at
-    the staging table's name or at the attach, and then fails.
+
+def stage_date_leaf(connection: Connection, table: DatePartitioned, business_date: str,
+                    frame: pd.DataFrame, columns: list[str], constants: dict[str, str]) -> None:
+    """PostgreSQL, inside the caller's transaction (all of it transactional DDL, so a failed or
+    killed run leaves D's previous leaf as it was): COPY `frame`'s `columns` into a new table
+    of D, `<partition>_load`, and build its keys and indexes; attach_date_leaf makes it D's
+    leaf. Nothing else is locked: the table is this transaction's own until it commits.
 
     `constants`: column -> SQL literal, the same on every row (D, the run id): they come from
     the new table's column defaults rather than through COPY (a quarter less to send and parse
@@ -102,9 +102,7 @@ def load_date_leaf(connection: Connection, table: DatePartitioned, business_date
     columns of those names are not read.
     """
     date = iso_date(business_date)
-    middle = table.partition(date)
-    final = f"{middle}_data"
-    stage = f"{middle}_load"
+    stage = f"{table.partition(date)}_load"
     for literal in constants.values():
         if not re.fullmatch(r"DATE '\d{4}-\d{2}-\d{2}'|'[0-9a-z]+'", literal):
             raise ValueError(f"not a constant recon splices into DDL: {literal!r}")
@@ -128,6 +126,26 @@ def load_date_leaf(connection: Connection, table: DatePartitioned, business_date
             unique = "UNIQUE " if kind == "unique" else ""
             connection.exec_driver_sql(
                 f"CREATE {unique}INDEX {stage}_{suffix} ON {stage} {definition}")
+
+
+def attach_date_leaf(connection: Connection, table: DatePartitioned, business_date: str,
+                     *, replace: bool) -> None:
+    """Make D's staged table (stage_date_leaf) D's leaf of `table`, in the same transaction.
+    `replace`: D's old leaf, if any, is dropped first; else a leaf there is LeafTaken (another
+    transaction attached one since the caller looked).
+
+    The staged table carries CHECK (business_date = D), so ATTACH proves the bound without a
+    scan, and its indexes match the parent's, so ATTACH builds none. The DROP locks D's
+    partition exclusively until the commit: any query that cannot rule D's partition out when
+    it is planned (a generic plan, `business_date = current_date`) waits for it, so the writer
+    calls this last, just before COMMIT. A second writer of D is kept out by the date lock,
+    whose row the write transaction holds locked from its start (DateLock.check): a second
+    transaction of D waits there for this one, then finds the lock's token changed.
+    """
+    date = iso_date(business_date)
+    middle = table.partition(date)
+    final = f"{middle}_data"
+    stage = f"{middle}_load"
     # ATTACH's own lock, taken first: a leaf attached by a transaction racing this one is seen.
     connection.exec_driver_sql(f"LOCK TABLE {middle} IN SHARE UPDATE EXCLUSIVE MODE")
     old = _leaves(connection, middle)

@@ -23,8 +23,9 @@ from recon.db.bulk import bulk_insert, select_table
 from recon.db.engine import Database, first_line, reachable
 from recon.db.ledger import close_run, record_reports_path
 from recon.db.locks import DateLock
-from recon.db.partitions import (NOTICES, OUTCOMES, RETRY_PLAN, LeafTaken, ensure_date_partitions,
-                                 has_leaf, load_date_leaf)
+from recon.db.partitions import (NOTICES, OUTCOMES, RETRY_PLAN, LeafTaken, attach_date_leaf,
+                                 ensure_date_partitions, has_leaf, load_date_leaf,
+                                 stage_date_leaf)
 from recon.db.tables import (OUTCOME_COLUMNS, REJECT_COLUMNS, RETRY_PLAN_DB_COLUMNS,
                              SETTLEMENT_EXCEPTION_COLUMNS, WATCHLIST_COLUMNS, iso_date)
 from recon.errors import CommitUnknown, DatabaseFailed, OutboxConflict
@@ -59,6 +60,8 @@ class ResultsWrite:
         self.lock = lock or DateLock()
         self._stack = ExitStack()  # what __exit__ undoes: the rollback, the connection
         self._committed = False
+        # PostgreSQL: the tables whose new leaf of D is staged, swapped in by commit().
+        self._staged: list = []
 
     def __enter__(self) -> ResultsWrite:
         database = self.database
@@ -110,6 +113,8 @@ class ResultsWrite:
         rejects = protect_rows("rejects", rejects)
         _write_outcome_rows(self.database, self.connection, self.run_id, self.business_date,
                             outcomes, settlement_exceptions, rejects)
+        if self.database.is_postgres:
+            self._staged.append(OUTCOMES)
 
     def replace_actions(self, *, retry_plan: pd.DataFrame | None = None,
                         watchlist: pd.DataFrame | None = None) -> None:
@@ -117,6 +122,8 @@ class ResultsWrite:
         each when given."""
         _write_action_rows(self.database, self.connection, self.run_id, self.business_date,
                            retry_plan, watchlist)
+        if self.database.is_postgres and retry_plan is not None:
+            self._staged.append(RETRY_PLAN)
 
     def merge_notices(self, plan) -> None:
         """Merge D's borrower notices as `plan` (recon.notices.Outbox.plan) says: see
@@ -141,7 +148,11 @@ class ResultsWrite:
         record_reports_path(self.connection, self.run_id, reports_path)
 
     def commit(self) -> None:
-        """Confirm the run still holds D, then COMMIT."""
+        """Swap D's staged leaves in, confirm the run still holds D, then COMMIT. The swap is
+        last: it locks D's partitions exclusively until the COMMIT (attach_date_leaf)."""
+        for table in self._staged:
+            attach_date_leaf(self.connection, table, self.business_date, replace=True)
+        self._staged.clear()
         self.lock.confirm(self.connection)
         self._committed = True
         try:
@@ -163,8 +174,8 @@ def _write_outcome_rows(database: Database, connection: Connection, run_id: str,
         connection.execute(sa.text(f"DELETE FROM {table} WHERE business_date = :d"),
                            {"d": business_date})
     if database.is_postgres:
-        load_date_leaf(connection, OUTCOMES, business_date, outcomes, OUTCOME_COLUMNS,
-                       _constants(business_date, run_id=run_id), replace=True)
+        stage_date_leaf(connection, OUTCOMES, business_date, outcomes, OUTCOME_COLUMNS,
+                        _constants(business_date, run_id=run_id))
     else:
         bulk_insert(database, connection, "installment_outcomes", OUTCOME_COLUMNS, outcomes)
     bulk_insert(database, connection, "settlement_exceptions", SETTLEMENT_EXCEPTION_COLUMNS,
@@ -176,8 +187,8 @@ def _write_action_rows(database: Database, connection: Connection, run_id: str,
                        business_date: str, retry_plan: pd.DataFrame | None,
                        watchlist: pd.DataFrame | None) -> None:
     if retry_plan is not None and database.is_postgres:
-        load_date_leaf(connection, RETRY_PLAN, business_date, retry_plan, RETRY_PLAN_DB_COLUMNS,
-                       _constants(business_date, run_id=run_id), replace=True)
+        stage_date_leaf(connection, RETRY_PLAN, business_date, retry_plan,
+                        RETRY_PLAN_DB_COLUMNS, _constants(business_date, run_id=run_id))
     elif retry_plan is not None:
         connection.execute(sa.text("DELETE FROM retry_plan WHERE business_date = :d"),
                            {"d": business_date})

@@ -539,3 +539,33 @@ def query_all(url: str, sql: str) -> list:
             return connection.execute(sa.text(sql)).all()
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_rerun_of_d_keeps_other_dates_readable_until_its_commit(postgres_url, tmp_path):
+    """Readers of another date whose query cannot rule D's partition out when it is planned (a
+    subquery, `current_date`, a generic prepared plan) do not wait for a rerun of D: D's new
+    leaves are swapped in only at its commit."""
+    other = "2026-11-28"
+    inbox = write_day(tmp_path / "inbox", late_file=False)
+    write_day(inbox, late_file=False, day=other)
+    for day in (D, dt.date.fromisoformat(other)):
+        assert pipeline.run(day, settings(postgres_url, inbox, tmp_path / "out")).exit_code == 4
+    counts: dict[str, int] = {}
+
+    def read_the_other_date() -> None:  # inside the rerun's transaction, before its commit
+        engine = engine_for(postgres_url)
+        try:
+            with engine.begin() as connection:
+                connection.exec_driver_sql("SET LOCAL lock_timeout = '3s'")
+                for table in ("installment_outcomes", "retry_plan"):
+                    counts[table] = connection.execute(sa.text(
+                        f"SELECT count(*) FROM {table} "
+                        f"WHERE business_date = (SELECT CAST(:d AS date))"), {"d": other}).scalar()
+        finally:
+            engine.dispose()
+
+    report = pipeline.run(D, settings(postgres_url, inbox, tmp_path / "out"),
+                          before_commit=read_the_other_date)
+    assert report.exit_code == 4, report.message
+    assert counts == {"installment_outcomes": 4, "retry_plan": 4}
