@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import sys
 from contextlib import ExitStack
 
@@ -23,9 +22,9 @@ from recon.db.bulk import bulk_insert, select_table
 from recon.db.engine import Database, first_line, reachable
 from recon.db.ledger import close_run, record_reports_path
 from recon.db.locks import DateLock
-from recon.db.partitions import (NOTICES, OUTCOMES, RETRY_PLAN, LeafTaken, attach_date_leaf,
-                                 ensure_date_partitions, has_leaf, load_date_leaf,
-                                 stage_date_leaf)
+from recon.db.partitions import (NOTICES, OUTCOMES, RETRY_PLAN, DatePartitioned, LeafTaken,
+                                 attach_date_leaf, ensure_date_partitions, has_leaf,
+                                 load_date_leaf, stage_date_leaf)
 from recon.db.tables import (OUTCOME_COLUMNS, REJECT_COLUMNS, RETRY_PLAN_DB_COLUMNS,
                              SETTLEMENT_EXCEPTION_COLUMNS, WATCHLIST_COLUMNS, iso_date)
 from recon.errors import CommitUnknown, DatabaseFailed, OutboxConflict
@@ -61,7 +60,7 @@ class ResultsWrite:
         self._stack = ExitStack()  # what __exit__ undoes: the rollback, the connection
         self._committed = False
         # PostgreSQL: the tables whose new leaf of D is staged, swapped in by commit().
-        self._staged: list = []
+        self._staged: list[DatePartitioned] = []
 
     def __enter__(self) -> ResultsWrite:
         database = self.database
@@ -201,11 +200,8 @@ def _write_action_rows(database: Database, connection: Connection, run_id: str,
 
 
 def _constants(business_date: str, **columns: str) -> dict[str, str]:
-    """The columns of D's leaf that are the same on every row, as SQL literals (load_date_leaf
-    checks them again before splicing them into DDL)."""
-    for value in columns.values():
-        if not re.fullmatch(r"[0-9a-z]+", value):
-            raise ValueError(f"not a run id: {value!r}")
+    """The columns of D's leaf that are the same on every row, as SQL literals (stage_date_leaf
+    checks each before splicing it into DDL)."""
     return {"business_date": f"DATE '{iso_date(business_date)}'",
             **{column: f"'{value}'" for column, value in columns.items()}}
 
@@ -254,7 +250,8 @@ def merge_notices(database: Database, connection: Connection, business_date: str
     PostgreSQL; SQLite's write transaction holds the whole database), so the messaging
     system's `UPDATE ... SET state = 'sent' WHERE notice_id = ... AND state = 'new'` either
     committed before the read (and this run sees the notice taken) or waits for this commit
-    (and then finds it cancelled or kept, and updates nothing). `plan(stored)` returns the change (recon.notices.OutboxChange).
+    (and then finds it cancelled or kept, and updates nothing). `plan(stored)` returns the
+    change (recon.notices.OutboxChange).
     Cancelling is conditional on the state still being `new` all the same; a notice taken
     anyway, or a live notice of the same borrower and content written by a run racing this one
     past the date lock (the unique indexes of sql 010), rolls this run back (OutboxConflict).
@@ -284,10 +281,8 @@ def withdraw_notices(database: Database, connection: Connection, business_date: 
         # read; the messaging system's later updates of taken notices (delivery receipts) do
         # not wait for this run.
         open_ = read(" AND state = 'new'", " FOR UPDATE")
-        rest = read(" AND state <> 'new'")
-        stored = pd.concat([open_, rest], ignore_index=True) if len(rest) else open_
-        if len(open_) and len(rest):
-            stored = stored.sort_values("notice_id", kind="stable", ignore_index=True)
+        stored = pd.concat([open_, read(" AND state <> 'new'")], ignore_index=True).sort_values(
+            "notice_id", kind="stable", ignore_index=True)
     else:  # the write transaction holds the database
         stored = read("")
     change = plan(stored)

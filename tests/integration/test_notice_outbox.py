@@ -262,28 +262,34 @@ class Background:
         return self.value
 
 
+def rerun_while_a_take_is_in_flight(url: str, inbox: Path, out: Path, notice_id: str):
+    """The messaging system takes `notice_id` in a transaction it has not committed (the row
+    is locked); D is rerun with the late file; the take commits once the rerun waits on it.
+    The rerun's report."""
+    messaging = engine_for(url)
+    connection = messaging.connect()
+    transaction = connection.begin()
+    taken = connection.execute(sa.text(
+        "UPDATE borrower_notices SET state = 'sent' WHERE notice_id = :id AND state = 'new'"),
+        {"id": notice_id}).rowcount
+    assert taken == 1  # taken, not yet committed: the row is locked
+    write_day(inbox, late_file=True)
+    rerun = Background(pipeline.run, D, settings(url, inbox, out))
+    wait_for_lock_wait(url, "%borrower_notices%")
+    transaction.commit()
+    connection.close()
+    messaging.dispose()
+    return rerun.result()
+
+
 @pytest.mark.postgres
 def test_messaging_takes_first_and_the_rerun_waits_then_leaves_the_notice_taken(
         postgres_url, tmp_path):
     inbox = write_day(tmp_path / "inbox", late_file=False)
     pipeline.run(D, settings(postgres_url, inbox, tmp_path / "out"))
     b1 = only(notices(postgres_url)["B1"])
-
-    messaging = engine_for(postgres_url)
-    connection = messaging.connect()
-    transaction = connection.begin()
-    taken = connection.execute(sa.text(
-        "UPDATE borrower_notices SET state = 'sent' WHERE notice_id = :id AND state = 'new'"),
-        {"id": b1}).rowcount
-    assert taken == 1  # taken, not yet committed: the row is locked
-    write_day(inbox, late_file=True)  # the late file would make B1's notice stale
-    rerun = Background(pipeline.run, D, settings(postgres_url, inbox, tmp_path / "out"))
-    wait_for_lock_wait(postgres_url, "%borrower_notices%")
-    transaction.commit()
-    connection.close()
-    messaging.dispose()
-
-    report = rerun.result()
+    # The late file would make B1's notice stale.
+    report = rerun_while_a_take_is_in_flight(postgres_url, inbox, tmp_path / "out", b1)
     assert report.exit_code == 0, report.message
     after = notices(postgres_url)
     assert after["B1"] == {b1: "sent"}  # the messaging system's take stands
@@ -300,19 +306,7 @@ def test_a_take_in_flight_of_an_unchanged_notice_is_waited_for_and_seen_taken(po
     inbox = write_day(tmp_path / "inbox", late_file=False)
     pipeline.run(D, settings(postgres_url, inbox, tmp_path / "out"))
     b3 = only(notices(postgres_url)["B3"])  # card_unbound on both runs: unchanged
-    messaging = engine_for(postgres_url)
-    connection = messaging.connect()
-    transaction = connection.begin()
-    assert connection.execute(sa.text(
-        "UPDATE borrower_notices SET state = 'sent' WHERE notice_id = :id AND state = 'new'"),
-        {"id": b3}).rowcount == 1
-    write_day(inbox, late_file=True)
-    rerun = Background(pipeline.run, D, settings(postgres_url, inbox, tmp_path / "out"))
-    wait_for_lock_wait(postgres_url, "%borrower_notices%")
-    transaction.commit()
-    connection.close()
-    messaging.dispose()
-    report = rerun.result()
+    report = rerun_while_a_take_is_in_flight(postgres_url, inbox, tmp_path / "out", b3)
     assert report.exit_code == 0, report.message
     assert notices(postgres_url)["B3"] == {b3: "sent"}  # no second notice for B3
 
